@@ -1,0 +1,25 @@
+# LogCaster: the two commands of the README, plus benchmarks and fuzzing.
+# Every target does its own set-up (scripts/setup.sh is idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FUZZ_SECONDS ?= 60
+
+.PHONY: setup test demo bench fuzz clean
+
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	$(PY) -m pytest tests
+
+demo: setup
+	$(VENV)/bin/logcaster demo
+
+bench: setup
+	$(PY) bench/decode.py
+
+fuzz: setup
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build dpdk_shim/_core*.so dpdk_shim/*.o logcaster-data .pytest_cache

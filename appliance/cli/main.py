@@ -1,0 +1,57 @@
+"""`logcaster`: the one console script. Subcommands live one per module.
+
+Only this entry point maps exceptions to exit codes and messages, so a user
+error prints one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from appliance.cli import exitcodes
+from appliance.errors import ConfigError, InputError, LogCasterError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="logcaster")
+def cli() -> None:
+    """LogCaster: syslog over UDP at line rate, nothing lost silently."""
+
+
+def _register() -> None:
+    from appliance.cli import decode_cmd
+
+    cli.add_command(decode_cmd.decode)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        rc = cli.main(args=argv, prog_name="logcaster", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("logcaster: interrupted", err=True)
+        return exitcodes.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exitcodes.USAGE
+    except ConfigError as exc:
+        click.echo(f"logcaster: config: {exc}", err=True)
+        return exitcodes.USAGE
+    except InputError as exc:
+        click.echo(f"logcaster: {exc}", err=True)
+        return exitcodes.INPUT
+    except LogCasterError as exc:
+        click.echo(f"logcaster: {exc}", err=True)
+        return exitcodes.FAILURE
+    except KeyboardInterrupt:
+        click.echo("logcaster: interrupted", err=True)
+        return exitcodes.INTERRUPTED
+    return rc if isinstance(rc, int) else exitcodes.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+/* lc_decode.h - frame and syslog decoder, and the offline pcap reader.
+ * Read by ffi.cdef: declarations only (see lc_batch.h). */
+
+#define LC_MAX_PORT_FILTER 16
+
+/* Link types a frame may start with (pcap DLT values where they exist). */
+#define LC_LINK_ETHERNET 1
+#define LC_LINK_RAW 101          /* bare IPv4/IPv6 */
+#define LC_LINK_LINUX_SLL 113
+#define LC_LINK_LINUX_SLL2 276
+
+/* Decoder state: options set once, counters with a single writer (the
+ * thread that decodes). One per RX queue. */
+struct lc_decoder {
+    int32_t tz_offset_s;          /* zone of RFC 3164 timestamps, seconds east of UTC */
+    uint16_t nports;              /* 0: every UDP port */
+    uint16_t ports[16];           /* UDP destination ports kept */
+    /* counters */
+    uint64_t frames;              /* frames offered */
+    uint64_t records;             /* records written */
+    uint64_t bytes;               /* UDP payload bytes written */
+    uint64_t not_ip;              /* not IPv4/IPv6 (ARP, LLDP, ...) */
+    uint64_t not_udp;             /* IP but not UDP */
+    uint64_t port_filtered;       /* UDP to a port not in `ports` */
+    uint64_t malformed;           /* frames too short/bad to reach a UDP payload */
+    uint64_t flag_counts[16];     /* records per flag bit (bit i -> index i) */
+    uint64_t format_counts[3];    /* records per format: rfc5424, rfc3164, raw */
+};
+
+/* Decode one frame of `link` type into the next row of `b`.
+ * Returns 1 if a record was written, 0 if the frame is not a UDP datagram
+ * the decoder keeps (counted in d), -ENOSPC if `b` lacks room (nothing
+ * written, nothing counted: close the batch and call again). */
+int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
+                    const uint8_t *frame, uint32_t caplen, int64_t rx_ns);
+
+/* Offline reader: pcap and pcapng through libpcap. */
+struct lc_pcap;
+int lc_pcap_open(const char *path, struct lc_pcap **out, char *err, uint32_t errlen);
+/* Decode packets into `b` until it is full or the file ends.
+ * Returns records added (0 at end of file) or -errno; err gets the reason. */
+int lc_pcap_fill(struct lc_pcap *pc, struct lc_decoder *d, struct lc_batch_hdr *b,
+                 char *err, uint32_t errlen);
+uint64_t lc_pcap_packets(const struct lc_pcap *pc);
+int lc_pcap_linktype(const struct lc_pcap *pc);
+void lc_pcap_close(struct lc_pcap *pc);
+
+/* JSON lines for rows [first, first+n) of a batch into out (cap bytes).
+ * with_raw adds "raw" as base64. Returns rows written (fewer when out is
+ * full; at least 1 unless out cannot hold one row) and sets *used. */
+int lc_batch_jsonl(const struct lc_batch_hdr *b, uint32_t first, uint32_t n, int with_raw,
+                   char *out, uint64_t cap, uint64_t *used);
