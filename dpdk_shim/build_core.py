@@ -5,6 +5,7 @@ headers, the code from dpdk_shim/src/. This module has no DPDK dependency,
 so the AF_XDP and socket backends work on machines without DPDK.
 """
 
+import re
 from pathlib import Path
 
 from cffi import FFI
@@ -14,9 +15,15 @@ HEADERS = ("lc_batch.h", "lc_decode.h")
 SOURCES = ("batch.c", "decode_net.c", "decode_syslog.c", "pcap_reader.c", "jsonl.c")
 CFLAGS = ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
 
+
+def cdef_text(header: str) -> str:
+    """A shim header as cdef input: C needs `#pragma once`, cffi's parser does not take it."""
+    return re.sub(r"^#pragma once\s*$", "", (HERE / header).read_text(), flags=re.M)
+
+
 ffi = FFI()
 for header in HEADERS:
-    ffi.cdef((HERE / header).read_text())
+    ffi.cdef(cdef_text(header))
 
 ffi.set_source(
     "dpdk_shim._core",

@@ -1,3 +1,4 @@
+#pragma once
 /* lc_batch.h - the columnar batch: one ring slot, Arrow-compatible buffers.
  *
  * This header is read by the cffi build script (ffi.cdef), so it holds only

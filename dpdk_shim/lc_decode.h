@@ -1,3 +1,4 @@
+#pragma once
 /* lc_decode.h - frame and syslog decoder, and the offline pcap reader.
  * Read by ffi.cdef: declarations only (see lc_batch.h). */
 
