@@ -51,3 +51,12 @@ void lc_pcap_close(struct lc_pcap *pc);
  * full; at least 1 unless out cannot hold one row) and sets *used. */
 int lc_batch_jsonl(const struct lc_batch_hdr *b, uint32_t first, uint32_t n, int with_raw,
                    char *out, uint64_t cap, uint64_t *used);
+
+/* Decode `n` frames stored back to back in `buf` (frame i is lens[i] bytes)
+ * into `b`, resetting it each time it fills (the batches are discarded):
+ * decode + batch build over data held in memory, for the benchmark and for
+ * tests of many frames. Returns records written (or -errno); *batches gets
+ * the number of batches closed. */
+int64_t lc_decode_buffer(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
+                         const uint8_t *buf, const uint32_t *lens, uint32_t n,
+                         int64_t rx_ns, uint64_t *batches);

@@ -1,0 +1,89 @@
+"""Decode + batch build benchmark: one million mixed, realistic messages held
+in memory, decoded on one core by the C decoder into columnar batches.
+
+Prints a table and one JSON line (msgs_per_s, ns_per_msg). Not a test:
+`make bench` runs it; figures go to docs/BENCHMARKS.md with this command.
+
+    python bench/decode.py [--messages 1000000] [--distinct 20000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.batch import Batch  # noqa: E402
+from appliance.decoder import Decoder  # noqa: E402
+from appliance.sample import frames  # noqa: E402
+from dpdk_shim import ffi, lib  # noqa: E402
+
+
+def build_input(messages: int, distinct: int) -> tuple[bytes, array.array, int]:
+    """`distinct` sample frames, repeated to `messages`, back to back in one buffer."""
+    pool = [f for _, f in frames(distinct)]
+    picked = [pool[i % distinct] for i in range(messages)]
+    lens = array.array("I", (len(f) for f in picked))
+    payload_bytes = sum(len(f) for f in pool) * messages // distinct
+    return b"".join(picked), lens, payload_bytes
+
+
+def run(messages: int, distinct: int, repeat: int, capacity: int) -> dict:
+    buf, lens, frame_bytes = build_input(messages, distinct)
+    cbuf = ffi.from_buffer(buf)
+    clens = ffi.from_buffer("uint32_t[]", lens)
+    batch = Batch(capacity=capacity)
+    nbatches = ffi.new("uint64_t *")
+    best = float("inf")
+    records = 0
+    for _ in range(repeat):
+        decoder = Decoder()
+        t0 = time.perf_counter_ns()
+        records = lib.lc_decode_buffer(decoder.c, batch.hdr, lib.LC_LINK_ETHERNET, cbuf, clens,
+                                       messages, time.time_ns(), nbatches)
+        elapsed = time.perf_counter_ns() - t0
+        if records != messages:
+            raise SystemExit(f"decoded {records} records of {messages} frames: {decoder.counters()}")
+        best = min(best, elapsed)
+    counters = decoder.counters()
+    return {
+        "benchmark": "decode",
+        "messages": messages,
+        "distinct_messages": distinct,
+        "batch_capacity": capacity,
+        "batches": nbatches[0],
+        "mean_frame_bytes": round(frame_bytes / messages, 1),
+        "repeat": repeat,
+        "best_seconds": best / 1e9,
+        "msgs_per_s": round(messages / (best / 1e9)),
+        "ns_per_msg": round(best / messages, 1),
+        "formats": counters["formats"],
+        "cpu": os.sched_getaffinity(0).pop() if len(os.sched_getaffinity(0)) == 1 else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--distinct", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--capacity", type=int, default=1024, help="records per batch")
+    ap.add_argument("--cpu", type=int, default=1, help="pin to this CPU (one core)")
+    args = ap.parse_args()
+    if args.cpu in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {args.cpu})
+    result = run(args.messages, args.distinct, args.repeat, args.capacity)
+    print(f"{'benchmark':<12}{'messages':>12}{'msgs/s':>14}{'ns/msg':>10}{'frame B':>10}")
+    print(f"{'decode':<12}{result['messages']:>12}{result['msgs_per_s']:>14,}{result['ns_per_msg']:>10}"
+          f"{result['mean_frame_bytes']:>10}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

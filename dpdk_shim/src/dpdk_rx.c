@@ -1,0 +1,177 @@
+/* dpdk_rx.c - the RX loop of one queue, on its own lcore:
+ * rte_eth_rx_burst -> decode -> batch (a ring slot) -> publish.
+ * A batch closes when full, when the queue ran dry, or batch_max_delay_us
+ * after its first record. A full ring never blocks: the batch is decoded
+ * into a scratch batch and counted as lost (ring_full). */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "../lc_batch.h"
+#include "../lc_decode.h"
+#include "../lc_ring.h"
+#include "../lc_dpdk.h"
+
+#define LC_MAX_BURST 512
+#define LC_LINEAR_BUF (64 * 1024 + 64)   /* a chained jumbo frame, linearised */
+
+static volatile int lc_stop_requested;
+
+struct lc_rx_state {
+    struct lc_rx_conf *c;
+    struct lc_batch_hdr *b;   /* batch being filled, or NULL */
+    int in_scratch;           /* b is the scratch batch: the ring was full */
+    uint64_t opened_tsc;      /* when b got its first record */
+};
+
+static void lc_rx_open(struct lc_rx_state *s)
+{
+    if (lc_ring_acquire(s->c->ring, &s->b) == 0) {
+        s->in_scratch = 0;
+        return;
+    }
+    /* Ring full (or closed): keep decoding so the counters stay exact. */
+    s->b = s->c->scratch;
+    lc_batch_reset(s->b, 0);
+    s->in_scratch = 1;
+}
+
+static void lc_rx_close(struct lc_rx_state *s)
+{
+    struct lc_rxq_stats *st = s->c->stats;
+    if (s->in_scratch) {
+        lc_ring_drop(s->c->ring, s->b->count);
+        st->ring_full_batches++;
+        st->ring_full_records += s->b->count;
+    } else {
+        lc_ring_publish(s->c->ring);
+        st->batches++;
+    }
+    s->b = NULL;
+}
+
+static inline int lc_rx_decode(struct lc_rx_state *s, const uint8_t *data, uint32_t len,
+                               int64_t rx_ns, uint64_t now)
+{
+    if (s->b == NULL)
+        lc_rx_open(s);
+    int rc = lc_decode_frame(s->c->decoder, s->b, LC_LINK_ETHERNET, data, len, rx_ns);
+    if (unlikely(rc == -ENOSPC)) {
+        lc_rx_close(s);
+        lc_rx_open(s);
+        rc = lc_decode_frame(s->c->decoder, s->b, LC_LINK_ETHERNET, data, len, rx_ns);
+    }
+    if (rc == 1 && s->b->count == 1)
+        s->opened_tsc = now;
+    return rc;
+}
+
+static int64_t lc_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int lc_rx_main(void *arg)
+{
+    struct lc_rx_conf *c = arg;
+    struct lc_rxq_stats *st = c->stats;
+    struct rte_mbuf *pkts[LC_MAX_BURST];
+    uint16_t burst = c->burst > LC_MAX_BURST ? LC_MAX_BURST : c->burst;
+    uint64_t hz = rte_get_tsc_hz();
+    uint64_t delay = hz / 1000000 * c->batch_max_delay_us;
+    uint64_t idle_stop = hz / 1000 * c->idle_stop_ms;
+    struct lc_rx_state s = {.c = c};
+    uint8_t *linear = rte_malloc("lc_linear", LC_LINEAR_BUF, 64);
+    if (linear == NULL)
+        return -ENOMEM;
+
+    st->tsc_hz = hz;
+    st->running = 1;
+    uint64_t last_rx = rte_rdtsc();
+    while (likely(!__atomic_load_n(&lc_stop_requested, __ATOMIC_RELAXED))) {
+        uint64_t t0 = rte_rdtsc();
+        uint16_t n = rte_eth_rx_burst(c->port_id, c->queue_id, pkts, burst);
+        if (unlikely(n == 0)) {
+            if (s.b && s.b->count)
+                lc_rx_close(&s);                 /* the queue ran dry */
+            st->polls_idle++;
+            uint64_t t1 = rte_rdtsc();
+            st->cycles_idle += t1 - t0;
+            if (c->stop_after && c->idle_stop_ms && t1 - last_rx > idle_stop)
+                break;                           /* the source went quiet */
+            continue;
+        }
+        int64_t rx_ns = lc_realtime_ns();
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; i++) {
+            struct rte_mbuf *m = pkts[i];
+            if (i + 1 < n)
+                rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+            const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+            uint32_t len = rte_pktmbuf_data_len(m);
+            if (unlikely(m->nb_segs > 1)) {
+                len = rte_pktmbuf_pkt_len(m) < LC_LINEAR_BUF ? rte_pktmbuf_pkt_len(m) : LC_LINEAR_BUF;
+                data = rte_pktmbuf_read(m, 0, len, linear);
+                st->multi_seg++;
+            }
+            bytes += rte_pktmbuf_pkt_len(m);
+            lc_rx_decode(&s, data, len, rx_ns, t0);
+            rte_pktmbuf_free(m);
+        }
+        st->packets += n;
+        st->bytes += bytes;
+        uint64_t t1 = rte_rdtsc();
+        if (s.b && s.b->count && t1 - s.opened_tsc >= delay)
+            lc_rx_close(&s);
+        st->polls_busy++;
+        st->cycles_busy += t1 - t0;
+        last_rx = t1;
+        if (c->stop_after && st->packets >= c->stop_after)
+            break;                               /* every packet of the file is in */
+    }
+    if (s.b && s.b->count)
+        lc_rx_close(&s);
+    lc_ring_set_closed(c->ring);
+    rte_free(linear);
+    st->running = 0;
+    return 0;
+}
+
+int lc_rx_launch(struct lc_rx_conf *conf)
+{
+    if (conf->ring == NULL || conf->decoder == NULL || conf->stats == NULL || conf->scratch == NULL ||
+        conf->burst == 0)
+        return -EINVAL;
+    if (conf->lcore >= RTE_MAX_LCORE || !rte_lcore_is_enabled(conf->lcore) ||
+        conf->lcore == rte_get_main_lcore())
+        return -EINVAL;
+    __atomic_store_n(&lc_stop_requested, 0, __ATOMIC_RELAXED);
+    conf->stats->running = 1;
+    return rte_eal_remote_launch(lc_rx_main, conf, conf->lcore);
+}
+
+void lc_rx_stop_all(void) { __atomic_store_n(&lc_stop_requested, 1, __ATOMIC_RELAXED); }
+
+int lc_rx_running(uint32_t lcore)
+{
+    if (lcore >= RTE_MAX_LCORE)
+        return -EINVAL;
+    return rte_eal_get_lcore_state(lcore) == RUNNING;
+}
+
+int lc_rx_wait(uint32_t lcore)
+{
+    if (lcore >= RTE_MAX_LCORE)
+        return -EINVAL;
+    return rte_eal_wait_lcore(lcore);
+}
