@@ -1,0 +1,350 @@
+"""The shared-memory ring of batches between an RX queue and its worker.
+
+One ring per RX queue: a file on hugetlbfs (fallback /dev/shm) holding a
+header page and `nslots` batch slots, single producer (the C RX loop, or a
+Python producer such as offline replay), single consumer (one worker).
+The C side (dpdk_shim/src/ring.c) does the work; this is the thin layer.
+
+Consumer contract (DESIGN.md, "Batch and ring contracts"): `next_batch`
+reads ahead of the committed tail; `release(upto)` once the sink committed
+everything before `upto`. A worker that dies loses nothing: its replacement
+attaches and starts reading at the tail, so batches read but not released
+are delivered again (at-least-once).
+
+A RecordBatch from `next_batch` is a view of the slot: its contents are
+valid until that slot is released (the producer then reuses it). Mappings
+are closed with `close()` or the context manager, not by the garbage
+collector; a view still alive at close() (a traceback's locals, a sink that
+kept one) keeps the memory mapped until it goes, so it never points at
+unmapped memory.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import time
+import weakref
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from appliance.batch import record_batch
+from appliance.errors import ShimError, check
+from dpdk_shim import ffi, lib
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = lib.LC_RING_TIMEOUT
+DATA = lib.LC_RING_DATA
+DRAINED = lib.LC_RING_DRAINED
+
+# Ring file names avoid "map_": DPDK's EAL deletes unlocked *map_* files in
+# every hugetlbfs directory it scans (DESIGN.md, machine rules).
+SHM_DIR = "/dev/shm"
+_MAX_WAIT_MS = 2**31 - 1
+
+_ATTACH_ERRORS = {
+    errno.ENOENT: "no such ring file",
+    errno.EBADMSG: "not a LogCaster ring (bad magic or too short)",
+    errno.EAGAIN: "ring is still being created",
+    errno.EPROTO: "ring made by an incompatible build (ring version or batch layout differ)",
+    errno.EINVAL: "ring file size does not match its header (truncated or corrupt)",
+}
+_CREATE_ERRORS = {
+    errno.EEXIST: "ring file exists (a live ring, or a stale one to unlink)",
+    errno.ENOSPC: "not enough room on the file system or free huge pages",
+    errno.ENOMEM: "not enough memory or free huge pages",
+    errno.EINVAL: "bad geometry (nslots a power of two, capacity 1..2^20, avg_payload <= 65535)",
+}
+
+
+def _raise(rc: int, doing: str, reasons: dict[int, str]) -> None:
+    reason = reasons.get(-rc)
+    raise ShimError(f"{doing}: {reason}" if reason else doing, errno=-rc)
+
+
+def ring_size(nslots: int, capacity: int, avg_payload: int) -> int:
+    """Bytes of a ring (before rounding up to the huge page size on hugetlbfs)."""
+    return check(lib.lc_ring_size(nslots, capacity, avg_payload), "sizing a ring")
+
+
+def hugetlbfs_mounts(mounts: str = "/proc/mounts") -> list[str]:
+    """Mount points of hugetlbfs file systems, in /proc/mounts order."""
+    try:
+        with open(mounts) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [fields[1] for fields in (line.split() for line in lines)
+            if len(fields) > 2 and fields[2] == "hugetlbfs"]
+
+
+def default_dirs() -> list[str]:
+    """Where rings may live, best first: writable hugetlbfs mounts, then /dev/shm."""
+    return [d for d in hugetlbfs_mounts() if os.access(d, os.W_OK)] + [SHM_DIR]
+
+
+class _Mapping:
+    """Owner of every zero-copy view of one ring mapping: `buffer` is the
+    whole mapping as a Python buffer. Views reference this object, so close()
+    can tell whether any is still alive."""
+
+    __slots__ = ("buffer", "__weakref__")
+
+    def __init__(self, base, size):
+        self.buffer = ffi.buffer(base, size)
+
+
+class Slot:
+    """A ring slot acquired by the producer: a batch in shared memory.
+
+    Has `.hdr` like appliance.batch.Batch, so the decoder fills it directly.
+    Valid while the ring is open (it does not keep the mapping alive;
+    to_arrow() views do).
+    """
+
+    def __init__(self, hdr, ring: "Ring"):
+        self.hdr = hdr
+        self.ring = ring
+
+    def __len__(self) -> int:
+        return self.hdr.count
+
+    @property
+    def seq(self) -> int:
+        return self.hdr.seq
+
+    def to_arrow(self) -> pa.RecordBatch:
+        self.ring._ring()       # refuses a closed ring
+        return record_batch(self.hdr, self.ring._map)
+
+
+class Ring:
+    """One mapped ring. Use `create` (producer side) or `attach` (consumer side)."""
+
+    def __init__(self, c, path: str):
+        self._c = c
+        self.path = path
+        info = ffi.new("struct lc_ring_info *")
+        lib.lc_ring_info(c, info)
+        self.nslots = info.nslots
+        self.capacity = info.capacity
+        self.avg_payload = info.avg_payload
+        self.queue_id = info.queue_id
+        self.hugetlb = bool(info.hugetlb)
+        self.slot_size = info.slot_size
+        self.map_size = info.map_size
+        self.page_size = info.page_size
+        self._map = _Mapping(info.base, info.map_size)
+        self._slot_out = ffi.new("struct lc_batch_hdr **")
+        self._u64 = ffi.new("uint64_t *")
+        self._read = self.tail      # consumer read index: starts at the committed tail
+
+    # ---- life cycle -------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, nslots: int, capacity: int = 1024,
+               avg_payload: int = 256, queue_id: int = 0) -> Ring:
+        """Create the ring file (must not exist) and lay out every slot."""
+        path = os.fspath(path)
+        out = ffi.new("struct lc_ring **")
+        rc = lib.lc_ring_create(path.encode(), nslots, capacity, avg_payload, queue_id, out)
+        if rc < 0:
+            _raise(rc, f"creating ring {path}", _CREATE_ERRORS)
+        return cls(out[0], path)
+
+    @classmethod
+    def create_in(cls, name: str, dirs: Iterable[str] | None = None, **geometry) -> Ring:
+        """Create ring `name` in the first directory that has room (default_dirs():
+        hugetlbfs mounts first, /dev/shm last)."""
+        if "map_" in name:
+            raise ValueError(f"ring name {name!r}: DPDK deletes *map_* files on hugetlbfs")
+        dirs = list(default_dirs() if dirs is None else dirs)
+        error = None
+        for d in dirs:
+            try:
+                ring = cls.create(os.path.join(d, name), **geometry)
+            except ShimError as e:
+                if e.errno not in (errno.ENOSPC, errno.ENOMEM, errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                log.warning("ring %s: %s; trying the next directory", name, e)
+                error = e
+                continue
+            if error is not None:
+                log.warning("ring %s created in %s (fallback)", name, d)
+            return ring
+        raise error or ValueError("no directory to create a ring in")
+
+    @classmethod
+    def attach(cls, path: str | os.PathLike, *, consumer: bool = True) -> Ring:
+        """Map an existing ring. With `consumer`, take the consumer role
+        (ShimError EBUSY while another live process holds it); reading starts
+        at the committed tail. consumer=False is for observers (stats)."""
+        path = os.fspath(path)
+        out = ffi.new("struct lc_ring **")
+        rc = lib.lc_ring_attach(path.encode(), out)
+        if rc < 0:
+            _raise(rc, f"attaching ring {path}", _ATTACH_ERRORS)
+        if consumer:
+            rc = lib.lc_ring_claim(out[0])
+            if rc < 0:
+                lib.lc_ring_close(out[0])
+                _raise(rc, f"attaching ring {path}",
+                       {errno.EBUSY: "another consumer holds this ring"})
+        return cls(out[0], path)
+
+    @staticmethod
+    def unlink(path: str | os.PathLike) -> None:
+        path = os.fspath(path)
+        check(lib.lc_ring_unlink(path.encode()), f"unlinking ring {path}")
+
+    @property
+    def buffer(self):
+        """The whole mapping as a Python buffer (header page, then the slots)."""
+        self._ring()
+        return self._map.buffer
+
+    def close(self) -> None:
+        """Give up the consumer role and unmap. If views of the ring are still
+        alive, the unmapping waits for the last of them to go."""
+        if self._c is None:
+            return
+        c, mapping, self._c, self._map = self._c, self._map, None, None
+        if sys.getrefcount(mapping) > 2:    # `mapping` and getrefcount's argument
+            log.debug("ring %s: views still alive, unmapping when they go", self.path)
+            lib.lc_ring_unclaim(c)
+            weakref.finalize(mapping, lib.lc_ring_close, c)
+            return
+        del mapping
+        check(lib.lc_ring_close(c), f"closing ring {self.path}")
+
+    @property
+    def closed(self) -> bool:
+        return self._c is None
+
+    def __enter__(self) -> Ring:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._c is None else f"head={self.head} tail={self.tail}"
+        return f"<Ring {self.path} q{self.queue_id} nslots={self.nslots} {state}>"
+
+    @property
+    def c(self):
+        """The `struct lc_ring *` (for the C RX loops)."""
+        return self._ring()
+
+    def _ring(self):
+        if self._c is None:
+            raise ValueError(f"ring {self.path} is closed")
+        return self._c
+
+    # ---- producer ---------------------------------------------------------
+
+    def acquire(self) -> Slot | None:
+        """The next free slot, emptied, seq = its index; None when the ring is
+        full (then count the loss with drop())."""
+        rc = lib.lc_ring_acquire(self._ring(), self._slot_out)
+        if rc == -errno.ENOBUFS:
+            return None
+        check(rc, f"acquiring a slot of ring {self.path}")
+        return Slot(self._slot_out[0], self)
+
+    def publish(self) -> None:
+        check(lib.lc_ring_publish(self._ring()), f"publishing to ring {self.path}")
+
+    def drop(self, records: int) -> None:
+        """Count one batch of `records` records lost because the ring was full."""
+        lib.lc_ring_drop(self._ring(), records)
+
+    def set_closed(self) -> None:
+        """The producer is done: the consumer drains what is left, then stops."""
+        lib.lc_ring_set_closed(self._ring())
+
+    # ---- consumer ---------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        lib.lc_ring_head(self._ring(), self._u64)
+        return self._u64[0]
+
+    @property
+    def tail(self) -> int:
+        lib.lc_ring_tail(self._ring(), self._u64)
+        return self._u64[0]
+
+    @property
+    def read_index(self) -> int:
+        """Index of the next batch next_batch() returns."""
+        return self._read
+
+    def wait(self, index: int | None = None, timeout: float | None = None) -> int:
+        """Sleep until batch `index` (default: the read index) is published
+        (DATA), the producer closed and everything was read (DRAINED), or
+        `timeout` seconds passed (TIMEOUT; None waits without limit). The GIL
+        is released while waiting; signals interrupt it and their handlers run."""
+        index = self._read if index is None else index
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ms = -1 if deadline is None else min(
+                _MAX_WAIT_MS, max(0, int((deadline - time.monotonic()) * 1000 + 0.999)))
+            rc = lib.lc_ring_wait(self._ring(), index, ms)
+            if rc != -errno.EINTR:
+                return check(rc, f"waiting on ring {self.path}")
+            # a signal: back in Python its handler has run (and may have raised)
+
+    def next_slot(self, timeout: float | None = None) -> Slot | None:
+        """The next batch after the read index as a Slot (its C header for C
+        encoders, `to_arrow()` for a zero-copy RecordBatch), waiting up to
+        `timeout` seconds; None on timeout or when the producer closed and
+        everything was read (see `drained`). A batch's seq is its index."""
+        c = self._ring()
+        rc = lib.lc_ring_peek(c, self._read, self._slot_out)
+        if rc == 0:
+            if self.wait(self._read, timeout) != DATA:
+                return None
+            rc = lib.lc_ring_peek(c, self._read, self._slot_out)
+        check(rc, f"reading batch {self._read} of ring {self.path}")
+        self._read += 1
+        return Slot(self._slot_out[0], self)
+
+    def next_batch(self, timeout: float | None = None) -> tuple[int, pa.RecordBatch] | None:
+        """(index, zero-copy RecordBatch) of the next batch; see next_slot."""
+        slot = self.next_slot(timeout)
+        return None if slot is None else (self._read - 1, slot.to_arrow())
+
+    @property
+    def drained(self) -> bool:
+        """The producer closed and every published batch was read."""
+        return lib.lc_ring_wait(self._ring(), self._read, 0) == DRAINED
+
+    def release(self, upto: int) -> int:
+        """Batches before index `upto` are committed by the sink: their slots
+        go back to the producer. Returns how many were released."""
+        n = check(lib.lc_ring_release(self._ring(), upto),
+                  f"releasing ring {self.path} up to {upto}")
+        if self._read < upto:
+            self._read = upto
+        return n
+
+    def stats(self) -> dict:
+        s = ffi.new("struct lc_ring_stats *")
+        lib.lc_ring_stats(self._ring(), s)
+        return {
+            "head": s.head,
+            "tail": s.tail,
+            "batches_published": s.batches_published,
+            "records_published": s.records_published,
+            "batches_dropped": s.batches_dropped,
+            "records_dropped": s.records_dropped,
+            "batches_released": s.batches_released,
+            "records_released": s.records_released,
+            "closed": bool(s.closed),
+            "consumer_sleeping": bool(s.consumer_sleeping),
+        }
