@@ -7,6 +7,7 @@ same bytes, so results can be compared across runs and machines.
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -15,7 +16,7 @@ from pathlib import Path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
-from scapy.utils import PcapWriter
+from scapy.utils import PcapWriter, checksum
 
 BASE_TIME = datetime(2026, 3, 14, 9, 26, 53, tzinfo=timezone.utc)
 COLLECTOR_V4 = "198.18.0.1"
@@ -110,12 +111,42 @@ def _message(rng: random.Random, host: Host, t: datetime, seq: int) -> bytes:
             f"{sev + 2}|src={src} dst=198.51.100.2 spt={port} dpt=445").encode()
 
 
-def _frame(host: Host, payload: bytes, sport: int) -> bytes:
-    l3 = (IPv6(src=host.ip, dst=COLLECTOR_V6) if ":" in host.ip else IP(src=host.ip, dst=COLLECTOR_V4))
-    pkt = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
-    if host.vlan:
-        pkt = pkt / Dot1Q(vlan=host.vlan)
-    return bytes(pkt / l3 / UDP(sport=sport, dport=514) / payload)
+class _FrameBuilder:
+    """Ethernet/[802.1Q]/IPv4|IPv6/UDP frames around payloads, fast.
+
+    scapy builds each host's header once (its layers, addresses, checksum
+    rules); per message only the lengths and checksums change, patched with
+    scapy's own checksum routine. Building every frame with scapy would cost
+    ~0.6 ms each and make a 100k-message sample take a minute."""
+
+    def __init__(self, host: Host, sport: int):
+        v6 = ":" in host.ip
+        l3 = IPv6(src=host.ip, dst=COLLECTOR_V6) if v6 else IP(src=host.ip, dst=COLLECTOR_V4)
+        pkt = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+        if host.vlan:
+            pkt = pkt / Dot1Q(vlan=host.vlan)
+        self.template = bytearray(bytes(pkt / l3 / UDP(sport=sport, dport=514)))
+        self.l3 = 14 + (4 if host.vlan else 0)
+        self.l4 = self.l3 + (40 if v6 else 20)
+        self.v6 = v6
+        self.pseudo = bytes(self.template[self.l3 + 8:self.l3 + 40]) if v6 else b""
+
+    def frame(self, payload: bytes) -> bytes:
+        t = bytearray(self.template)
+        udp_len = 8 + len(payload)
+        struct.pack_into("!H", t, self.l4 + 4, udp_len)
+        if self.v6:
+            struct.pack_into("!H", t, self.l3 + 4, udp_len)           # payload length
+            struct.pack_into("!H", t, self.l4 + 6, 0)
+            pseudo = self.pseudo + struct.pack("!IxxxB", udp_len, 17)
+            csum = checksum(pseudo + bytes(t[self.l4:]) + payload) or 0xFFFF
+            struct.pack_into("!H", t, self.l4 + 6, csum)                # mandatory over IPv6
+        else:
+            struct.pack_into("!H", t, self.l3 + 2, 20 + udp_len)      # total length
+            struct.pack_into("!H", t, self.l3 + 10, 0)
+            struct.pack_into("!H", t, self.l3 + 10, checksum(bytes(t[self.l3:self.l4])))
+            struct.pack_into("!H", t, self.l4 + 6, 0)                   # UDP checksum optional over IPv4
+        return bytes(t) + payload
 
 
 def messages(count: int, *, seed: int = 5424, hosts: int = 200,
@@ -132,8 +163,12 @@ def messages(count: int, *, seed: int = 5424, hosts: int = 200,
 
 def frames(count: int, **kw) -> Iterator[tuple[float, bytes]]:
     """Yield (time, Ethernet frame) for `count` sample messages."""
-    for i, (t, host, payload) in enumerate(messages(count, **kw)):
-        yield t, _frame(host, payload, 40000 + i % 20000)
+    builders: dict[str, _FrameBuilder] = {}
+    for t, host, payload in messages(count, **kw):
+        builder = builders.get(host.name)
+        if builder is None:
+            builder = builders[host.name] = _FrameBuilder(host, 40000 + len(builders))
+        yield t, builder.frame(payload)
 
 
 def write_pcap(path: str | Path, count: int, **kw) -> Path:

@@ -1,0 +1,216 @@
+"""DPDK seen from Python: EAL arguments, the EAL, ports and RX loops.
+
+Thin layer over dpdk_shim._dpdk. The EAL can be initialised once per
+process, so everything here lives in the capture process; tests run it in a
+subprocess (`logcaster run`). Ports get close() and a context manager,
+never the garbage collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+from dataclasses import dataclass
+
+from appliance.config import Config, PortConfig
+from appliance.errors import LogCasterError, ShimError
+
+log = logging.getLogger(__name__)
+
+_ERRLEN = 256
+
+
+def _shim():
+    try:
+        from dpdk_shim import _dpdk
+    except ImportError as exc:  # built without DPDK, or a stale build
+        raise LogCasterError(f"the DPDK shim is not built ({exc}): run `make setup`") from None
+    return _dpdk.ffi, _dpdk.lib
+
+
+class DpdkError(ShimError):
+    """A DPDK call failed; the message says which and why."""
+
+
+def eal_args(cfg: Config, main_cpu: int, rx_cpus: list[int]) -> list[str]:
+    """EAL command line for this config. Lcore 0 (the main lcore, this Python
+    thread) runs on `main_cpu`, lcore i+1 (RX loop of queue i) on rx_cpus[i]:
+    --lcores maps ids to CPUs, so a one-CPU machine still gets distinct lcores.
+    Only the configured devices are touched: virtual devices by --vdev, PCI
+    ports by an allow-list; with no PCI port, --no-pci keeps DPDK away from
+    every PCI device (the machine's own NIC included)."""
+    d = cfg.dpdk
+    lcores = ",".join([f"0@{main_cpu}"] + [f"{i + 1}@{cpu}" for i, cpu in enumerate(rx_cpus)])
+    args = ["logcaster", "--lcores", lcores, "--main-lcore", "0",
+            "--file-prefix", d.file_prefix, f"--log-level=*:{d.log_level}"]
+    if d.in_memory:
+        args.append("--in-memory")
+    if d.huge_dir:
+        args += ["--huge-dir", d.huge_dir]
+    if d.socket_mem_mb:
+        args += ["-m", str(d.socket_mem_mb)]
+    pci = [p.name for p in cfg.capture.ports if p.vdev is None]
+    if pci:
+        for addr in pci:
+            args += ["-a", addr]
+    else:
+        args.append("--no-pci")
+    for p in cfg.capture.ports:
+        if p.vdev:
+            args += ["--vdev", p.vdev]
+    return args + list(d.extra_args)
+
+
+class Eal:
+    """The process's EAL: init once, cleanup at the end."""
+
+    _initialised = False
+
+    def __init__(self, args: list[str]):
+        if Eal._initialised:
+            raise DpdkError("the DPDK EAL is already initialised in this process")
+        self.ffi, self.lib = _shim()
+        self.args = args
+        self._argv_keep = [self.ffi.new("char[]", a.encode()) for a in args]
+        argv = self.ffi.new("char *[]", self._argv_keep)
+        err = self.ffi.new("char[]", _ERRLEN)
+        rc = self.lib.lc_eal_init(len(args), argv, err, _ERRLEN)
+        if rc < 0:
+            raise DpdkError(f"EAL init failed: {self.ffi.string(err).decode()} (args: {' '.join(args)})", errno=-rc)
+        Eal._initialised = True
+
+    def close(self) -> None:
+        if Eal._initialised:
+            self.lib.lc_eal_cleanup()
+            Eal._initialised = False
+
+    def __enter__(self) -> "Eal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def lcore_socket(self, lcore: int) -> int:
+        return self.lib.lc_lcore_socket(lcore)
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    port_id: int
+    name: str
+    driver: str
+    socket_id: int
+    nb_rxq: int
+    nb_rxd: int
+    rss: bool
+    link_up: bool
+    link_speed_mbps: int
+    mbufs: int
+
+
+class Port:
+    """One started port; close() stops and closes it and frees its pool."""
+
+    def __init__(self, eal: Eal, cfg: PortConfig, *, burst: int):
+        self.ffi, self.lib = eal.ffi, eal.lib
+        port_id = self.lib.lc_port_by_name(cfg.name.encode())
+        if port_id < 0:
+            raise DpdkError(f"port {cfg.name}: no such DPDK device (is it bound to a DPDK driver, "
+                            f"or is its vdev argument right?)", errno=-port_id)
+        conf = self.ffi.new("struct lc_port_conf *", {
+            "port_id": port_id, "nb_rxq": cfg.queues, "nb_rxd": cfg.rx_descriptors, "burst": burst,
+            "extra_mbufs": cfg.extra_mbufs, "link_timeout_ms": cfg.link_timeout_ms,
+            "promiscuous": int(cfg.promiscuous), "rss": 1,
+        })
+        info = self.ffi.new("struct lc_port_info *")
+        err = self.ffi.new("char[]", _ERRLEN)
+        rc = self.lib.lc_port_start(conf, info, err, _ERRLEN)
+        if rc < 0:
+            raise DpdkError(f"port {cfg.name}: {self.ffi.string(err).decode()}", errno=-rc)
+        self.port_id = port_id
+        self.cfg = cfg
+        self.info = PortInfo(port_id, self.ffi.string(info.name).decode(), self.ffi.string(info.driver).decode(),
+                             info.socket_id, info.nb_rxq, info.nb_rxd, bool(info.rss), bool(info.link_up),
+                             info.link_speed_mbps, info.mbufs)
+        self._open = True
+
+    def describe(self) -> str:
+        i = self.info
+        queues = f"{i.nb_rxq} RX queue{'s' if i.nb_rxq > 1 else ''}" + (" (RSS)" if i.rss else "")
+        fallback = f" (asked for {self.cfg.queues}: no RSS, one queue)" if i.nb_rxq < self.cfg.queues else ""
+        link = f"link up {i.link_speed_mbps} Mb/s" if i.link_up else "link down (waiting went past the timeout)"
+        return (f"port {i.name} ({i.driver}, node {i.socket_id}): {queues}{fallback}, {i.nb_rxd} descriptors, "
+                f"{i.mbufs} mbufs, {link}")
+
+    def stats(self) -> dict:
+        s = self.ffi.new("struct lc_port_stats *")
+        self.lib.lc_port_stats(self.port_id, s)
+        return {"ipackets": s.ipackets, "ibytes": s.ibytes, "imissed": s.imissed, "ierrors": s.ierrors,
+                "rx_nombuf": s.rx_nombuf}
+
+    def xstats(self) -> dict[str, int]:
+        n = self.lib.lc_port_xstat(self.port_id, 0, self.ffi.NULL, 0, self.ffi.NULL)
+        name = self.ffi.new("char[]", 128)
+        value = self.ffi.new("uint64_t *")
+        out = {}
+        for i in range(max(n, 0)):
+            if self.lib.lc_port_xstat(self.port_id, i, name, 128, value) >= 0:
+                out[self.ffi.string(name).decode()] = value[0]
+        return out
+
+    def close(self) -> None:
+        if self._open:
+            self.lib.lc_port_stop(self.port_id)
+            self._open = False
+
+    def __enter__(self) -> "Port":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RxQueue:
+    """The C RX loop of one queue on its lcore, feeding one ring."""
+
+    def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, *, burst: int,
+                 batch_max_delay_us: int, batch_size: int, batch_avg_payload: int, stop_after: int = 0,
+                 idle_stop_ms: int = 0):
+        ffi, lib = eal.ffi, eal.lib
+        self.lib, self.lcore, self.queue_id, self.port = lib, lcore, queue_id, port
+        self.stats_c = ffi.new("struct lc_rxq_stats *")
+        size = lib.lc_batch_size(batch_size, batch_avg_payload)
+        self._scratch_mem = mmap.mmap(-1, size)
+        scratch = ffi.from_buffer(self._scratch_mem)
+        lib.lc_batch_init(scratch, size, batch_size, batch_avg_payload, queue_id)
+        self._keep = (ring, decoder, scratch)
+        self.conf = ffi.new("struct lc_rx_conf *", {
+            "port_id": port.port_id, "queue_id": queue_id, "lcore": lcore, "burst": burst,
+            "batch_max_delay_us": batch_max_delay_us, "stop_after": stop_after, "idle_stop_ms": idle_stop_ms,
+            "ring": ring, "decoder": decoder, "stats": self.stats_c,
+            "scratch": ffi.cast("struct lc_batch_hdr *", scratch),
+        })
+        self.started = False
+
+    def launch(self) -> None:
+        rc = self.lib.lc_rx_launch(self.conf)
+        if rc < 0:
+            raise DpdkError(f"launching the RX loop of queue {self.queue_id} on lcore {self.lcore}", errno=-rc)
+        self.started = True
+
+    @property
+    def running(self) -> bool:
+        return self.started and self.lib.lc_rx_running(self.lcore) == 1
+
+    def wait(self) -> int:
+        return self.lib.lc_rx_wait(self.lcore) if self.started else 0
+
+    def stats(self) -> dict:
+        s = self.stats_c
+        return {name: getattr(s, name) for name in (
+            "packets", "bytes", "batches", "ring_full_batches", "ring_full_records", "multi_seg",
+            "polls_busy", "polls_idle", "cycles_busy", "cycles_idle", "tsc_hz")}
+
+
+def stop_all(eal: Eal) -> None:
+    eal.lib.lc_rx_stop_all()

@@ -1,0 +1,29 @@
+"""`logcaster run`: the appliance in the foreground (systemd Type=simple)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from appliance import config
+from appliance.cli import exitcodes
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML configuration (see docs/logcaster.example.yaml).")
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the final counters here as JSON.")
+def run(config_path: Path, duration: float | None, stats_json: str | None) -> int:
+    """Capture syslog until stopped (SIGTERM/SIGINT), the duration ends, or every pcap port reached its end."""
+    cfg = config.load(config_path)
+    totals = _run(cfg, duration, stats_json)
+    return exitcodes.OK if not totals.check() else exitcodes.FAILURE
+
+
+def _run(cfg: config.Config, duration: float | None, stats_json: str | None):
+    from appliance.supervisor import Supervisor
+
+    return Supervisor(cfg, duration=duration, stats_json=stats_json,
+                      echo=lambda line: click.echo(line, err=False)).run()

@@ -1,0 +1,330 @@
+"""The configuration: one YAML file, validated once at start-up into frozen objects.
+
+An error names the key (dotted path), the bad value and what is allowed, and
+nothing starts. Workers and the capture loop receive these objects, never the
+file path. The commented example is docs/logcaster.example.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from appliance.errors import ConfigError
+from appliance.timezone import utc_offset_seconds
+
+BACKENDS = ("dpdk", "afxdp", "socket", "auto")
+SINK_TYPES = ("parquet", "jsonl", "null")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    name: str                      # DPDK device name (net_pcap0, 0000:01:00.0)
+    vdev: str | None = None        # DPDK --vdev argument creating the device, if virtual
+    queues: int = 1
+    rx_descriptors: int = 1024
+    promiscuous: bool = True
+    link_timeout_ms: int = 3000
+    extra_mbufs: int = 0           # net_pcap infinite_rx keeps the whole file in mbufs
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    backend: str = "dpdk"
+    ports: tuple[PortConfig, ...] = ()
+    udp_ports: tuple[int, ...] = ()        # keep UDP to these ports only; () = all
+    burst: int = 64
+    batch_size: int = 1024                 # records per batch (ring slot)
+    batch_avg_payload: int = 256           # sizing of a slot's string areas
+    batch_max_delay_us: int = 200
+    timezone: str = "UTC"
+    stop_at_end_of_file: bool = True       # net_pcap without infinite_rx: end the run at EOF
+
+    @property
+    def tz_offset_s(self) -> int:
+        return utc_offset_seconds(self.timezone)
+
+
+@dataclass(frozen=True)
+class DpdkConfig:
+    in_memory: bool = True                 # no hugepage files: two runs never eat each other's
+    file_prefix: str = "logcaster"
+    huge_dir: str | None = None
+    socket_mem_mb: int | None = None
+    log_level: str = "notice"
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    dir: str | None = None                 # None: first writable hugetlbfs mount, else /dev/shm
+    slots: int = 64
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    type: str
+    path: str | None = None
+    rotate_seconds: float = 60.0
+    rotate_bytes: int = 256 << 20
+    row_group_rows: int = 256 * 1024
+    compression: str = "zstd"
+    delay_ms: float = 0.0                  # null sink: slow down on purpose (tests, overload drills)
+
+
+@dataclass(frozen=True)
+class CoresConfig:
+    rx: tuple[int, ...] = ()               # () = planned from the topology
+    workers: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig
+    sinks: tuple[SinkConfig, ...]
+    dpdk: DpdkConfig = DpdkConfig()
+    ring: RingConfig = RingConfig()
+    cores: CoresConfig = CoresConfig()
+    stats_interval_s: float = 5.0
+    restart_workers: bool = True
+    source: str = "<defaults>"
+
+
+class _Reader:
+    """Walks a YAML mapping, naming each key by its dotted path in errors."""
+
+    def __init__(self, data: Any, path: str):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {_show(data)}")
+        self.data = dict(data)
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(self, name: str, default: Any = None) -> Any:
+        return self.data.pop(name, default)
+
+    def done(self, allowed: list[str]) -> None:
+        if self.data:
+            unknown = sorted(map(str, self.data))[0]
+            raise ConfigError(f"{self.key(unknown)}: unknown key (allowed: {', '.join(allowed)})")
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else f"a {type(v).__name__}"
+
+
+def _int(r: _Reader, name: str, default: int, lo: int, hi: int) -> int:
+    v = r.take(name, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (an integer from {lo} to {hi})")
+    return v
+
+
+def _float(r: _Reader, name: str, default: float, lo: float, hi: float) -> float:
+    v = r.take(name, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (a number from {lo} to {hi})")
+    return float(v)
+
+
+def _bool(r: _Reader, name: str, default: bool) -> bool:
+    v = r.take(name, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (true or false)")
+    return v
+
+
+def _str(r: _Reader, name: str, default: str | None, *, choices: tuple[str, ...] = (),
+         pattern: str | None = None) -> str | None:
+    v = r.take(name, default)
+    if v is None and default is None:
+        return None
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (a non-empty string)")
+    if choices and v not in choices:
+        raise ConfigError(f"{r.key(name)}: {v!r} is not allowed (one of: {', '.join(choices)})")
+    if pattern and not re.fullmatch(pattern, v):
+        raise ConfigError(f"{r.key(name)}: {v!r} is not allowed (must match {pattern})")
+    return v
+
+
+def _size(r: _Reader, name: str, default: int) -> int:
+    v = r.take(name, default)
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return v
+    m = re.fullmatch(r"\s*(\d+)\s*([kmg]i?b?|)\s*", str(v).lower()) if isinstance(v, str) else None
+    unit = m.group(2).rstrip("b") if m else ""
+    if not m or unit not in _SIZE_UNITS or int(m.group(1)) <= 0:
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (a size in bytes, e.g. 268435456 or 256MiB)")
+    return int(m.group(1)) * _SIZE_UNITS[unit]
+
+
+def _int_list(r: _Reader, name: str, lo: int, hi: int) -> tuple[int, ...]:
+    v = r.take(name, [])
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi for x in v):
+        raise ConfigError(f"{r.key(name)}: {_show(v)} is not allowed (a list of integers from {lo} to {hi})")
+    return tuple(v)
+
+
+def _port(data: Any, path: str) -> PortConfig:
+    if isinstance(data, str):
+        data = {"name": data}
+    r = _Reader(data, path)
+    p = PortConfig(
+        name=_str(r, "name", "", pattern=r"[A-Za-z0-9_:.\-]+"),
+        vdev=_str(r, "vdev", None),
+        queues=_int(r, "queues", 1, 1, 16),
+        rx_descriptors=_int(r, "rx_descriptors", 1024, 64, 32768),
+        promiscuous=_bool(r, "promiscuous", True),
+        link_timeout_ms=_int(r, "link_timeout_ms", 3000, 0, 60000),
+        extra_mbufs=_int(r, "extra_mbufs", 0, 0, 1 << 24),
+    )
+    r.done([f.name for f in dataclasses.fields(PortConfig)])
+    if p.vdev and not p.vdev.split(",", 1)[0] == p.name:
+        raise ConfigError(f"{path}.vdev: {p.vdev!r} must start with the port name {p.name!r} "
+                          f"(e.g. {p.name},rx_pcap=/path/file.pcap)")
+    return p
+
+
+def _capture(data: Any) -> CaptureConfig:
+    r = _Reader(data, "capture")
+    backend = _str(r, "backend", "dpdk", choices=BACKENDS)
+    ports_raw = r.take("ports", [])
+    if not isinstance(ports_raw, list) or not ports_raw:
+        raise ConfigError(f"capture.ports: {_show(ports_raw)} is not allowed (a non-empty list of ports)")
+    ports = tuple(_port(p, f"capture.ports[{i}]") for i, p in enumerate(ports_raw))
+    names = [p.name for p in ports]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"capture.ports: port names repeat ({', '.join(names)})")
+    c = CaptureConfig(
+        backend=backend,
+        ports=ports,
+        udp_ports=_int_list(r, "udp_ports", 1, 65535),
+        burst=_int(r, "burst", 64, 1, 512),
+        batch_size=_int(r, "batch_size", 1024, 1, 65536),
+        batch_avg_payload=_int(r, "batch_avg_payload", 256, 16, 65535),
+        batch_max_delay_us=_int(r, "batch_max_delay_us", 200, 1, 10_000_000),
+        timezone=_str(r, "timezone", "UTC"),
+        stop_at_end_of_file=_bool(r, "stop_at_end_of_file", True),
+    )
+    r.done([f.name for f in dataclasses.fields(CaptureConfig)])
+    if len(c.udp_ports) > 16:
+        raise ConfigError(f"capture.udp_ports: {len(c.udp_ports)} ports is too many (at most 16)")
+    try:
+        c.tz_offset_s
+    except ConfigError as exc:
+        raise ConfigError(f"capture.timezone: {exc}") from None
+    return c
+
+
+def _dpdk(data: Any) -> DpdkConfig:
+    r = _Reader(data, "dpdk")
+    extra = r.take("extra_args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise ConfigError(f"dpdk.extra_args: {_show(extra)} is not allowed (a list of strings)")
+    socket_mem = r.take("socket_mem_mb", None)
+    if socket_mem is not None and (not isinstance(socket_mem, int) or socket_mem <= 0):
+        raise ConfigError(f"dpdk.socket_mem_mb: {_show(socket_mem)} is not allowed (a positive integer)")
+    d = DpdkConfig(
+        in_memory=_bool(r, "in_memory", True),
+        file_prefix=_str(r, "file_prefix", "logcaster", pattern=r"[A-Za-z0-9_\-]+"),
+        huge_dir=_str(r, "huge_dir", None),
+        socket_mem_mb=socket_mem,
+        log_level=_str(r, "log_level", "notice",
+                       choices=("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")),
+        extra_args=tuple(extra),
+    )
+    r.done([f.name for f in dataclasses.fields(DpdkConfig)])
+    return d
+
+
+def _ring(data: Any) -> RingConfig:
+    r = _Reader(data, "ring")
+    slots = _int(r, "slots", 64, 2, 65536)
+    if slots & (slots - 1):
+        raise ConfigError(f"ring.slots: {slots} is not allowed (a power of two from 2 to 65536)")
+    ring = RingConfig(dir=_str(r, "dir", None), slots=slots)
+    r.done(["dir", "slots"])
+    return ring
+
+
+def _sink(data: Any, path: str) -> SinkConfig:
+    if isinstance(data, str):
+        data = {"type": data}
+    r = _Reader(data, path)
+    s = SinkConfig(
+        type=_str(r, "type", "parquet", choices=SINK_TYPES),
+        path=_str(r, "path", None),
+        rotate_seconds=_float(r, "rotate_seconds", 60.0, 0.1, 86400.0),
+        rotate_bytes=_size(r, "rotate_bytes", 256 << 20),
+        row_group_rows=_int(r, "row_group_rows", 256 * 1024, 1024, 16 << 20),
+        compression=_str(r, "compression", "zstd", choices=("zstd", "snappy", "lz4", "gzip", "none")),
+        delay_ms=_float(r, "delay_ms", 0.0, 0.0, 60000.0),
+    )
+    r.done([f.name for f in dataclasses.fields(SinkConfig)])
+    if s.type in ("parquet", "jsonl") and not s.path:
+        raise ConfigError(f"{path}.path: missing (the {s.type} sink needs a directory)")
+    return s
+
+
+def _cores(data: Any) -> CoresConfig:
+    r = _Reader(data, "cores")
+    c = CoresConfig(rx=_int_list(r, "rx", 0, 4095), workers=_int_list(r, "workers", 0, 4095))
+    r.done(["rx", "workers"])
+    return c
+
+
+def from_dict(data: Any, source: str = "<dict>") -> Config:
+    r = _Reader(data, "")
+    sinks_raw = r.take("sinks", [{"type": "parquet", "path": "./logcaster-data"}])
+    if not isinstance(sinks_raw, list) or not sinks_raw:
+        raise ConfigError(f"sinks: {_show(sinks_raw)} is not allowed (a non-empty list of sinks)")
+    cfg = Config(
+        capture=_capture(r.take("capture")),
+        sinks=tuple(_sink(s, f"sinks[{i}]") for i, s in enumerate(sinks_raw)),
+        dpdk=_dpdk(r.take("dpdk")),
+        ring=_ring(r.take("ring")),
+        cores=_cores(r.take("cores")),
+        stats_interval_s=_float(r, "stats_interval_s", 5.0, 0.1, 3600.0),
+        restart_workers=_bool(r, "restart_workers", True),
+        source=source,
+    )
+    r.done(["capture", "sinks", "dpdk", "ring", "cores", "stats_interval_s", "restart_workers"])
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file; ConfigError names what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return from_dict(data, source=str(path))
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "RingConfig", "SinkConfig", "CoresConfig",
+           "load", "from_dict"]

@@ -1,0 +1,97 @@
+"""Loss accounting: every packet counted where it was lost, side by side.
+
+The identities the summary checks (and tests assert):
+
+    NIC offered      = received + nic_missed + nic_errors + nic_nombuf
+    received         = records + not_syslog          (per decoder)
+    records          = delivered + ring_full + sink_failed + in_flight
+
+`delivered` are records released from the rings after every sink took
+them; `duplicates_suppressed` are records a ring delivered twice across a
+worker crash, which the sinks already held (written once, not counted twice).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Totals:
+    received: int = 0           # packets the RX loops took off the queues
+    bytes: int = 0
+    records: int = 0            # syslog records decoded (UDP datagrams kept)
+    not_syslog: int = 0         # frames that are not UDP to a kept port (ARP, TCP, other ports, malformed)
+    delivered: int = 0
+    ring_full: int = 0
+    sink_failed: int = 0
+    in_flight: int = 0          # published, not yet released (0 after a clean stop)
+    duplicates_suppressed: int = 0
+    nic_missed: int = 0         # imissed: RX descriptors full
+    nic_errors: int = 0         # ierrors
+    nic_nombuf: int = 0         # rx_nombuf: no mbuf to receive into
+    worker_restarts: int = 0
+    seconds: float = 0.0
+    formats: dict = field(default_factory=dict)
+    flags: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.ring_full + self.sink_failed + self.nic_missed + self.nic_errors + self.nic_nombuf
+
+    def check(self) -> list[str]:
+        """Identities that do not hold (empty when the books balance)."""
+        problems = []
+        if self.received != self.records + self.not_syslog:
+            problems.append(f"received {self.received} != records {self.records} + not syslog {self.not_syslog}")
+        accounted = self.delivered + self.ring_full + self.sink_failed + self.in_flight
+        if self.records != accounted:
+            problems.append(f"records {self.records} != delivered {self.delivered} + ring_full {self.ring_full}"
+                            f" + sink_failed {self.sink_failed} + in flight {self.in_flight}")
+        return problems
+
+
+def merge_counts(into: dict, more: dict) -> dict:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+    return into
+
+
+def rate_line(t: Totals, prev: Totals | None, dt: float) -> str:
+    rate = (t.received - (prev.received if prev else 0)) / dt if dt > 0 else 0.0
+    return (f"stats: {rate:,.0f} pkt/s, received {t.received:,}, delivered {t.delivered:,}, "
+            f"in flight {t.in_flight:,}, lost {t.lost:,} (ring full {t.ring_full:,}, sink {t.sink_failed:,}, "
+            f"nic {t.nic_missed + t.nic_errors + t.nic_nombuf:,})")
+
+
+def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
+    rate = t.received / t.seconds if t.seconds > 0 else 0.0
+    lines = [
+        f"summary: {t.seconds:.2f} s, received {t.received:,} packets ({rate:,.0f}/s), "
+        f"{t.records:,} syslog records, {t.not_syslog:,} other frames",
+        f"  delivered {t.delivered:,}; lost {t.lost:,}: ring full {t.ring_full:,}, sink failed {t.sink_failed:,}, "
+        f"NIC missed {t.nic_missed:,}, NIC errors {t.nic_errors:,}, no mbuf {t.nic_nombuf:,}; "
+        f"in flight {t.in_flight:,}",
+        f"  duplicates suppressed {t.duplicates_suppressed:,} (redelivered after a worker restart); "
+        f"worker restarts {t.worker_restarts}",
+    ]
+    if t.formats:
+        lines.append("  formats: " + ", ".join(f"{k} {v:,}" for k, v in t.formats.items()))
+    flagged = {k: v for k, v in t.flags.items() if v}
+    if flagged:
+        lines.append("  flags: " + ", ".join(f"{k} {v:,}" for k, v in flagged.items()))
+    if latency.get("p50") is not None:
+        lines.append(f"  latency rx -> sink hand-off: p50 {latency['p50']:.1f} µs, p99 {latency['p99']:.1f} µs, "
+                     f"p99.9 {latency['p999']:.1f} µs")
+    lines += list(extra)
+    problems = t.check()
+    lines.append("  accounting: " + ("received = delivered + every kind of loss: OK" if not problems
+                                     else "MISMATCH: " + "; ".join(problems)))
+    return "\n".join(lines)
+
+
+def to_json(t: Totals, **more) -> str:
+    return json.dumps({**asdict(t), "lost": t.lost, "accounting_ok": not t.check(), **more}, indent=2,
+                      default=str)

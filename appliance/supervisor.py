@@ -1,0 +1,376 @@
+"""The capture process: plans cores, starts DPDK ports and RX loops, runs one
+worker process per RX queue, restarts workers that die, and stops cleanly.
+
+Start-up order (DPDK's basicfwd/l2fwd): core plan -> EAL -> ports (pools,
+queues) -> rings -> workers -> RX loops. Stop order: RX loops stop (each
+closes its ring) -> workers drain their rings, finish their sinks and exit
+-> ports stop -> EAL cleanup -> rings removed -> summary.
+
+Runs in the foreground (systemd Type=simple); SIGTERM and SIGINT stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance import topology
+from appliance.capture.dpdk import Eal, Port, RxQueue, eal_args, stop_all
+from appliance.config import Config, PortConfig
+from appliance.decoder import Decoder, PcapReader
+from appliance.errors import ConfigError, LogCasterError
+from appliance.batch import Batch
+from appliance.ring import Ring, default_dirs
+from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
+from appliance.worker import WorkerSpec, percentiles, worker_main
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+IDLE_STOP_MS = 2000             # pcap replay: end when the file went quiet this long
+WORKER_DRAIN_TIMEOUT_S = 120.0
+WORKER_FAST_FAILS = 5           # a worker dying this many times in a row, each within
+WORKER_FAST_FAIL_S = 5.0        # this long of its start, is broken: stop instead of looping
+
+
+@dataclass
+class QueueRun:
+    """One RX queue: its ring, decoder, RX loop and worker process."""
+
+    port: Port
+    queue_id: int
+    index: int                          # position in the plan
+    ring: Ring
+    decoder: Decoder
+    rx: RxQueue
+    spec: WorkerSpec
+    process: multiprocessing.Process | None = None
+    conn: object = None
+    report: dict = field(default_factory=dict)      # latest stats of the live worker
+    done_reports: list = field(default_factory=list)  # final stats of workers that ended
+    restarts: int = 0
+    started_at: float = 0.0
+    fast_fails: int = 0
+
+
+def pcap_packets(path: str) -> int:
+    """Packets in a pcap file (read by the shim at C speed)."""
+    with PcapReader(path) as reader:
+        for _ in reader.batches(Decoder(), Batch(capacity=4096)):
+            pass
+        return reader.packets
+
+
+def _vdev_args(vdev: str) -> dict[str, str]:
+    parts = vdev.split(",")[1:]
+    return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, *, duration: float | None = None, stats_json: str | None = None,
+                 echo=print):
+        self.cfg = cfg
+        self.duration = duration
+        self.stats_json = stats_json
+        self.echo = echo
+        self.run_id = time.time_ns()
+        self.stop_reason: str | None = None
+        self.queues: list[QueueRun] = []
+        self.capture_started: float | None = None
+        self.capture_ended: float | None = None
+        self.ports: list[Port] = []
+        self.eal: Eal | None = None
+        self._mp = multiprocessing.get_context("spawn")
+
+    # -- planning -----------------------------------------------------------
+
+    def _port_plan(self) -> list[tuple[PortConfig, int]]:
+        """Each port with its stop_after (packets in its pcap, when the run
+        ends at the end of the file), adjusting pools for infinite_rx."""
+        out = []
+        for p in self.cfg.capture.ports:
+            stop_after = 0
+            args = _vdev_args(p.vdev) if p.vdev else {}
+            if "rx_pcap" in args:
+                if not os.path.exists(args["rx_pcap"]):
+                    raise ConfigError(f"capture.ports ({p.name}).vdev: rx_pcap file {args['rx_pcap']!r} does not exist")
+                packets = pcap_packets(args["rx_pcap"])
+                if args.get("infinite_rx") == "1":
+                    if p.extra_mbufs < packets:
+                        # net_pcap loads the whole file into mbufs at start.
+                        p = PortConfig(**{**p.__dict__, "extra_mbufs": packets})
+                elif self.cfg.capture.stop_at_end_of_file:
+                    stop_after = packets
+            out.append((p, stop_after))
+        return out
+
+    def _core_plan(self, nqueues: int) -> topology.CorePlan:
+        cores = self.cfg.cores
+        if cores.rx:
+            if len(cores.rx) < nqueues or (cores.workers and len(cores.workers) < nqueues):
+                raise ConfigError(f"cores: {nqueues} RX queues need {nqueues} rx and worker cores")
+            workers = cores.workers or tuple(c for c in sorted(os.sched_getaffinity(0)) if c not in cores.rx)[:1] * nqueues
+            return topology.CorePlan(tuple(cores.rx[:nqueues]), tuple(workers[:nqueues]), 0, (), 0, nqueues)
+        first = self.cfg.capture.ports[0]
+        node = 0 if first.vdev else topology.nic_locality(first.name)
+        return topology.plan_cores(topology.discover(), node, nqueues)
+
+    # -- start ----------------------------------------------------------------
+
+    def start(self) -> None:
+        ports = self._port_plan()
+        wanted = sum(p.queues for p, _ in ports)
+        plan = self._core_plan(wanted)
+        for line in plan.describe().splitlines():
+            self.echo(line)
+        main_cpu = plan.worker_cores[0]
+        self.eal = Eal(eal_args(self.cfg, main_cpu, list(plan.rx_cores)))
+        index = 0
+        cap = self.cfg.capture
+        for pcfg, stop_after in ports:
+            if index >= plan.queues:
+                raise ConfigError(f"capture.ports: not enough cores for port {pcfg.name} (plan has {plan.queues} queues)")
+            pcfg = PortConfig(**{**pcfg.__dict__, "queues": min(pcfg.queues, plan.queues - index)})
+            port = Port(self.eal, pcfg, burst=cap.burst)
+            self.ports.append(port)
+            self.echo(port.describe())
+            for q in range(port.info.nb_rxq):
+                self.queues.append(self._queue(port, q, index, plan, stop_after if port.info.nb_rxq == 1 else 0))
+                index += 1
+        for qr in self.queues:
+            self._spawn(qr)
+        self._wait_workers_ready()
+        self.capture_started = time.monotonic()
+        for qr in self.queues:
+            qr.rx.launch()
+        self.echo(f"capturing: {len(self.queues)} queue(s), sinks: "
+                  + ", ".join(f"{s.type}{' ' + s.path if s.path else ''}" for s in self.cfg.sinks))
+
+    def _queue(self, port: Port, q: int, index: int, plan: topology.CorePlan, stop_after: int) -> QueueRun:
+        cap = self.cfg.capture
+        name = f"logcaster-ring-{self.cfg.dpdk.file_prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', port.info.name)}-q{q}"
+        dirs = [self.cfg.ring.dir] if self.cfg.ring.dir else default_dirs()
+        for d in dirs:  # a ring left by a crashed run of the same name
+            stale = Path(d) / name
+            if stale.exists():
+                log.warning("removing stale ring %s", stale)
+                Ring.unlink(stale)
+        ring = Ring.create_in(name, dirs, nslots=self.cfg.ring.slots, capacity=cap.batch_size,
+                              avg_payload=cap.batch_avg_payload, queue_id=index)
+        decoder = Decoder(tz_offset_s=cap.tz_offset_s, ports=cap.udp_ports)
+        rx = RxQueue(self.eal, port, q, index + 1, ring.c, decoder.c, burst=cap.burst,
+                     batch_max_delay_us=cap.batch_max_delay_us, batch_size=cap.batch_size,
+                     batch_avg_payload=cap.batch_avg_payload, stop_after=stop_after,
+                     idle_stop_ms=IDLE_STOP_MS if stop_after else 0)
+        spec = WorkerSpec(queue_id=index, ring_path=str(ring.path), sinks=self.cfg.sinks,
+                          cpu=plan.worker_cores[index], run_id=self.run_id,
+                          stats_interval_s=min(1.0, self.cfg.stats_interval_s))
+        return QueueRun(port, q, index, ring, decoder, rx, spec)
+
+    def _spawn(self, qr: QueueRun) -> None:
+        parent, child = self._mp.Pipe(duplex=False)
+        proc = self._mp.Process(target=worker_main, args=(qr.spec, child), name=f"logcaster-worker-q{qr.index}",
+                                daemon=False)
+        proc.start()
+        child.close()
+        qr.process, qr.conn, qr.report = proc, parent, {}
+        qr.started_at = time.monotonic()
+
+    def _wait_workers_ready(self, timeout: float = 60.0) -> None:
+        """Workers attach and recover their sinks before RX starts, so the
+        first batches do not wait in the ring for a Python start-up."""
+        deadline = time.monotonic() + timeout
+        while not all(qr.report for qr in self.queues):
+            self._poll_workers(restart=True)
+            if time.monotonic() > deadline:
+                raise LogCasterError(f"workers not ready after {timeout:.0f} s")
+            time.sleep(0.02)
+
+    # -- run ------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_reason = signal.Signals(signum).name
+
+    def run(self) -> Totals:
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        started = time.monotonic()
+        try:
+            self.start()
+            self._monitor(started)
+            self._stop()
+        finally:
+            self._teardown()
+            for s, h in old.items():
+                signal.signal(s, h)
+        totals = self.totals(self._capture_seconds())
+        latency = percentiles(self._latency_counts())
+        self.echo(summary_text(totals, latency, self._port_lines()))
+        if self.stats_json:
+            Path(self.stats_json).write_text(to_json(totals, latency_us=latency, stop_reason=self.stop_reason,
+                                                     ports=self._port_stats, queues=self._queue_stats()))
+        return totals
+
+    def _monitor(self, started: float) -> None:
+        last_line, prev = time.monotonic(), None
+        while self.stop_reason is None:
+            time.sleep(TICK_S)
+            now = time.monotonic()
+            self._poll_workers(restart=self.cfg.restart_workers)
+            if self.duration is not None and now - started >= self.duration:
+                self.stop_reason = "duration"
+            elif all(not qr.rx.running for qr in self.queues):
+                self.stop_reason = "end of input"
+            if now - last_line >= self.cfg.stats_interval_s:
+                t = self.totals(self._capture_seconds())
+                self.echo(rate_line(t, prev, now - last_line))
+                prev, last_line = t, now
+
+    def _capture_seconds(self) -> float:
+        """How long the RX loops ran: their own busy + idle cycles (exact, where
+        the supervisor's clock only sees them in ticks); while they run, the
+        wall time since they started."""
+        if self.capture_started is None:
+            return 0.0
+        if self.capture_ended is None:
+            return time.monotonic() - self.capture_started
+        loops = [(r["cycles_busy"] + r["cycles_idle"]) / r["tsc_hz"]
+                 for r in (qr.rx.stats() for qr in self.queues) if r["tsc_hz"]]
+        return max(loops, default=self.capture_ended - self.capture_started)
+
+    def _poll_workers(self, restart: bool) -> None:
+        for qr in self.queues:
+            self._drain_conn(qr)
+            if qr.process is not None and not qr.process.is_alive():
+                code = qr.process.exitcode
+                qr.process.join()
+                if qr.report:
+                    qr.done_reports.append(qr.report)
+                ring = qr.ring.stats()
+                if code == 0 and ring["closed"] and ring["tail"] == ring["head"]:  # drained and done
+                    qr.process = None
+                    continue
+                if restart:
+                    qr.fast_fails = qr.fast_fails + 1 if time.monotonic() - qr.started_at < WORKER_FAST_FAIL_S else 0
+                    if qr.fast_fails >= WORKER_FAST_FAILS:
+                        raise LogCasterError(f"the worker of queue {qr.index} failed {qr.fast_fails} times in a row "
+                                             f"right after starting (last: exit code {code}); see its error above")
+                    qr.restarts += 1
+                    how = f"signal {-code}" if code and code < 0 else f"exit code {code}"
+                    self.echo(f"worker of queue {qr.index} died ({how}); restarting it (restart {qr.restarts})")
+                    self._spawn(qr)
+                else:
+                    qr.process = None
+
+    def _drain_conn(self, qr: QueueRun) -> None:
+        try:
+            while qr.conn is not None and qr.conn.poll():
+                qr.report = qr.conn.recv()
+        except (EOFError, OSError):
+            qr.conn = None
+
+    # -- stop -----------------------------------------------------------------
+
+    def _stop(self) -> None:
+        self.echo(f"stopping ({self.stop_reason}): RX loops, then draining the rings")
+        stop_all(self.eal)
+        for qr in self.queues:
+            qr.rx.wait()
+        self.capture_ended = time.monotonic()
+        self._port_stats = {p.info.name: {**p.stats(), "xstats": p.xstats()} for p in self.ports}
+        deadline = time.monotonic() + WORKER_DRAIN_TIMEOUT_S
+        while any(qr.process is not None for qr in self.queues):
+            if time.monotonic() > deadline:
+                raise LogCasterError("workers did not drain their rings in time")
+            self._poll_workers(restart=True)  # a worker dying while draining is replaced too
+            time.sleep(TICK_S)
+
+    def _teardown(self) -> None:
+        for qr in self.queues:
+            if qr.process is not None and qr.process.is_alive():
+                qr.process.terminate()
+                qr.process.join(5)
+        if not hasattr(self, "_port_stats"):
+            self._port_stats = {}
+            for p in self.ports:
+                try:
+                    self._port_stats[p.info.name] = p.stats()
+                except LogCasterError:
+                    pass
+        for p in self.ports:
+            p.close()
+        if self.eal is not None:
+            self.eal.close()
+        for qr in self.queues:
+            self._ring_final = getattr(self, "_ring_final", {})
+            self._ring_final[qr.index] = qr.ring.stats()
+            path = qr.ring.path
+            qr.ring.close()
+            Ring.unlink(path)
+
+    # -- accounting -----------------------------------------------------------
+
+    def _worker_reports(self, qr: QueueRun) -> list[dict]:
+        return qr.done_reports + ([qr.report] if qr.report and qr.process is not None else [])
+
+    def _latency_counts(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for qr in self.queues:
+            for r in self._worker_reports(qr):
+                merge_counts(counts, r.get("latency_counts", {}))
+        return counts
+
+    def totals(self, seconds: float) -> Totals:
+        t = Totals(seconds=seconds)
+        final = getattr(self, "_ring_final", {})
+        for qr in self.queues:
+            rx = qr.rx.stats()
+            dec = qr.decoder.counters()
+            ring = final.get(qr.index) or qr.ring.stats()
+            t.received += rx["packets"]
+            t.bytes += rx["bytes"]
+            t.records += dec["records"]
+            t.not_syslog += dec["not_ip"] + dec["not_udp"] + dec["port_filtered"] + dec["malformed"]
+            merge_counts(t.skipped, {k: dec[k] for k in ("not_ip", "not_udp", "port_filtered", "malformed")})
+            merge_counts(t.formats, dec["formats"])
+            merge_counts(t.flags, dec["flags"])
+            t.ring_full += rx["ring_full_records"]
+            reports = self._worker_reports(qr)
+            sink_failed = sum(r.get("sink_failed", 0) for r in reports)
+            t.sink_failed += sink_failed
+            t.duplicates_suppressed += sum(r.get("duplicates_suppressed", 0) for r in reports)
+            t.delivered += ring["records_released"] - sink_failed
+            t.in_flight += ring["records_published"] - ring["records_released"]
+            t.worker_restarts += qr.restarts
+        for stats in getattr(self, "_port_stats", {}).values():
+            t.nic_missed += stats.get("imissed", 0)
+            t.nic_errors += stats.get("ierrors", 0)
+            t.nic_nombuf += stats.get("rx_nombuf", 0)
+        return t
+
+    def _queue_stats(self) -> list[dict]:
+        out = []
+        for qr in self.queues:
+            rx = qr.rx.stats()
+            cycles = rx["cycles_busy"] + rx["cycles_idle"]
+            out.append({"queue": qr.index, "port": qr.port.info.name, "port_queue": qr.queue_id, "rx": rx,
+                        "decoder": qr.decoder.counters(), "restarts": qr.restarts,
+                        "rx_busy_fraction": rx["cycles_busy"] / cycles if cycles else 0.0,
+                        "workers": self._worker_reports(qr)})
+        return out
+
+    def _port_lines(self) -> list[str]:
+        lines = []
+        for qr in self.queues:
+            rx = qr.rx.stats()
+            cycles = rx["cycles_busy"] + rx["cycles_idle"]
+            busy = rx["cycles_busy"] / cycles if cycles else 0.0
+            per_pkt = rx["cycles_busy"] / rx["tsc_hz"] * 1e9 / rx["packets"] if rx["packets"] and rx["tsc_hz"] else 0
+            lines.append(f"  queue {qr.index} ({qr.port.info.name} q{qr.queue_id}): {rx['packets']:,} packets, "
+                         f"{rx['batches']:,} batches, RX core {busy:.1%} busy ({per_pkt:.0f} ns/packet busy)")
+        return lines
