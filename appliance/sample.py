@@ -171,12 +171,22 @@ def frames(count: int, **kw) -> Iterator[tuple[float, bytes]]:
         yield t, builder.frame(payload)
 
 
-def write_pcap(path: str | Path, count: int, **kw) -> Path:
-    """Write `count` sample frames to a pcap (nanosecond timestamps)."""
+def udp_frame(src_ip: str, payload: bytes, *, sport: int = 40000, vlan: int | None = None) -> bytes:
+    """One Ethernet frame carrying `payload` from `src_ip` to the collector's port 514."""
+    return _FrameBuilder(Host("", src_ip, "", vlan), sport).frame(payload)
+
+
+def write_frames(path: str | Path, timed_frames) -> Path:
+    """Write (time, frame) pairs to a pcap with nanosecond timestamps."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with PcapWriter(str(path), linktype=1, nano=True, sync=False) as w:
         w.write_header(None)  # write_packet() alone leaves the file header out
-        for t, frame in frames(count, **kw):
+        for t, frame in timed_frames:
             w.write_packet(frame, sec=int(t), usec=round((t - int(t)) * 1e9))
     return path
+
+
+def write_pcap(path: str | Path, count: int, **kw) -> Path:
+    """Write `count` sample frames to a pcap (nanosecond timestamps)."""
+    return write_frames(path, frames(count, **kw))
