@@ -20,7 +20,7 @@ from appliance.timezone import utc_offset_seconds
 
 BACKENDS = ("dpdk", "afxdp", "socket", "auto")
 SINK_TYPES = ("parquet", "jsonl", "null")
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "ki": 1 << 10, "m": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gi": 1 << 30}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""Configuration: every kind of mistake is one clear line naming the key, the
+bad value and what is allowed, and `logcaster run` exits 2 without starting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appliance import config
+from appliance.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {"capture": {"ports": [{"name": "net_pcap0", "vdev": "net_pcap0,rx_pcap=/tmp/x.pcap"}]}}
+
+
+def with_(path: str, value) -> dict:
+    """GOOD with one key (dotted path, list indices as numbers) set to value."""
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    keys = path.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node[int(k)] if k.isdigit() else node.setdefault(k, {})
+    node[int(keys[-1]) if keys[-1].isdigit() else keys[-1]] = value
+    return data
+
+
+def test_defaults():
+    cfg = config.from_dict(GOOD)
+    assert cfg.capture.backend == "dpdk" and cfg.capture.ports[0].queues == 1
+    assert cfg.sinks[0].type == "parquet" and cfg.dpdk.in_memory and cfg.ring.slots == 64
+
+
+def test_sizes_and_short_forms():
+    cfg = config.from_dict({"capture": {"ports": ["0000:01:00.0"], "udp_ports": 514},
+                            "sinks": ["null", {"type": "jsonl", "path": "/x", "rotate_bytes": "64MiB"}]})
+    assert cfg.capture.ports[0].name == "0000:01:00.0" and cfg.capture.udp_ports == (514,)
+    assert cfg.sinks[0].type == "null" and cfg.sinks[1].rotate_bytes == 64 << 20
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_("capture.ports", []), "capture.ports: [] is not allowed (a non-empty list of ports)"),
+    (with_("capture.burst", 0), "capture.burst: 0 is not allowed (an integer from 1 to 512)"),
+    (with_("capture.burst", "64"), "capture.burst: '64' is not allowed (an integer from 1 to 512)"),
+    (with_("capture.backend", "pf_ring"), "capture.backend: 'pf_ring' is not allowed (one of: dpdk, afxdp, socket, auto)"),
+    (with_("capture.bogus", 1), "capture.bogus: unknown key (allowed: backend, ports, udp_ports"),
+    (with_("capture.udp_ports", [514, 70000]), "capture.udp_ports: [514, 70000] is not allowed (a list of integers from 1 to 65535)"),
+    (with_("capture.timezone", "Mars/Base"), "capture.timezone: unknown time zone 'Mars/Base'"),
+    (with_("capture.ports.0.queues", 99), "capture.ports[0].queues: 99 is not allowed (an integer from 1 to 16)"),
+    (with_("capture.ports.0.vdev", "net_tap0,iface=x"), "capture.ports[0].vdev: 'net_tap0,iface=x' must start with the port name 'net_pcap0'"),
+    (with_("ring.slots", 48), "ring.slots: 48 is not allowed (a power of two from 2 to 65536)"),
+    (with_("sinks", [{"type": "kafka"}]), "sinks[0].type: 'kafka' is not allowed (one of: parquet, jsonl, null)"),
+    (with_("sinks", [{"type": "jsonl"}]), "sinks[0].path: missing (the jsonl sink needs a directory)"),
+    (with_("sinks", [{"type": "parquet", "path": "/x", "rotate_bytes": "lots"}]), "sinks[0].rotate_bytes: 'lots' is not allowed"),
+    (with_("dpdk.file_prefix", "a b"), "dpdk.file_prefix: 'a b' is not allowed (must match"),
+    (with_("stats_interval_s", -1), "stats_interval_s: -1 is not allowed (a number from 0.1 to 3600.0)"),
+    ([1, 2], "config: expected a mapping"),
+])
+def test_each_mistake_names_key_value_and_what_is_allowed(data, message):
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(data)
+    assert str(err.value).startswith(message)
+
+
+def _run(tmp_path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return subprocess.run([sys.executable, "-m", "appliance.cli.main", "run", "-c", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("text, needle", [
+    (yaml.safe_dump(with_("capture.burst", 0)), "capture.burst: 0 is not allowed"),
+    (yaml.safe_dump(with_("sinks", [{"type": "kafka"}])), "sinks[0].type: 'kafka' is not allowed"),
+    ("capture: [unclosed\n", "not valid YAML"),
+])
+def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path, text, needle):
+    proc = _run(tmp_path, text)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_run_with_a_missing_config_file_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "appliance.cli.main", "run", "-c", str(tmp_path / "nope.yaml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
