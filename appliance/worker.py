@@ -130,7 +130,7 @@ class Worker:
         hdr = slot.hdr
         if hdr.count == 0:
             return
-        view = BatchView(hdr, slot.to_arrow(), self.spec.queue_id, slot.seq)
+        view = BatchView(hdr, slot.to_arrow, self.spec.queue_id, slot.seq)
         # Each batch is counted once: duplicate (every sink had it), sink
         # failure (some sink could not take it), or delivered.
         skipped = failed = 0

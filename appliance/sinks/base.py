@@ -19,15 +19,28 @@ class SinkError(LogCasterError):
     """A sink could not take a batch."""
 
 
-@dataclass
 class BatchView:
     """One batch as the sinks see it: the C header (for C encoders) and a
-    zero-copy RecordBatch, both valid until the worker releases the slot."""
+    zero-copy RecordBatch, both valid until the worker releases the slot.
+    The RecordBatch is built on first use: a sink that needs only the
+    header (null, JSON lines) never pays for it."""
 
-    hdr: object
-    arrow: pa.RecordBatch
-    queue_id: int
-    seq: int
+    def __init__(self, hdr, to_arrow, queue_id: int, seq: int):
+        self.hdr = hdr
+        self._to_arrow = to_arrow
+        self._arrow: pa.RecordBatch | None = None
+        self.queue_id = queue_id
+        self.seq = seq
+
+    @property
+    def arrow(self) -> pa.RecordBatch:
+        if self._arrow is None:
+            self._arrow = self._to_arrow()
+        return self._arrow
+
+    @property
+    def num_rows(self) -> int:
+        return self.hdr.count
 
     @property
     def first_rx_ns(self) -> int:
@@ -53,7 +66,7 @@ def hour_splits(view: BatchView) -> list[tuple[int, int, int]]:
     a queue's batch, so a batch crosses an hour boundary at most rarely; the
     common case costs nothing."""
     first, last = hour_of(view.first_rx_ns), hour_of(view.last_rx_ns)
-    n = view.arrow.num_rows
+    n = view.num_rows
     if first == last:
         return [(first, 0, n)]
     import pyarrow.compute as pc

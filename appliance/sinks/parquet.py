@@ -103,7 +103,7 @@ class ParquetSink(Sink):
         try:
             for hour, start, end in hour_splits(view):
                 spool = self._spools.get(hour) or self._open_spool(hour)
-                part = view.arrow if (start, end) == (0, view.arrow.num_rows) else view.arrow.slice(start, end - start)
+                part = view.arrow if (start, end) == (0, view.num_rows) else view.arrow.slice(start, end - start)
                 spool.writer.write_batch(part, custom_metadata=meta)
                 spool.rows += part.num_rows
                 spool.last_seq = view.seq
@@ -113,7 +113,7 @@ class ParquetSink(Sink):
                     self._rotate(spool)
         except OSError as exc:
             raise SinkError(f"parquet sink: writing batch {view.seq}: {exc}") from None
-        self.records += view.arrow.num_rows
+        self.records += view.num_rows
         self.batches += 1
         self.last_seq = view.seq
 

@@ -165,10 +165,14 @@ int lc_batch_room(const struct lc_batch_hdr *b, uint32_t payload_len)
 {
     if (b->count >= b->capacity || payload_len > LC_MAX_PAYLOAD)
         return 0;
-    for (int col = 0; col < LC_NCOLS; col++) {
-        const struct lc_col_desc *c = &b->cols[col];
-        if (c->data_off && c->data_cap - c->data_used < lc_col_bound(col, payload_len))
-            return 0;
-    }
-    return 1;
+    /* Called for every record: the columns and their bounds are spelled out
+     * rather than looked up (lc_col_bound gives the same numbers). */
+    const struct lc_col_desc *c = b->cols;
+#define LC_ROOM(col, need) (c[col].data_cap - c[col].data_used >= (uint64_t)(need))
+    return LC_ROOM(LC_COL_MESSAGE, 3ull * payload_len) && LC_ROOM(LC_COL_RAW, payload_len) &&
+           LC_ROOM(LC_COL_STRUCTURED_DATA, payload_len) && LC_ROOM(LC_COL_HOSTNAME, LC_MAX_HOSTNAME) &&
+           LC_ROOM(LC_COL_APP_NAME, LC_MAX_APP_NAME) && LC_ROOM(LC_COL_PROCID, LC_MAX_PROCID) &&
+           LC_ROOM(LC_COL_MSGID, LC_MAX_MSGID) && LC_ROOM(LC_COL_SRC_IP, LC_MAX_IP_TEXT) &&
+           LC_ROOM(LC_COL_DST_IP, LC_MAX_IP_TEXT) && LC_ROOM(LC_COL_FORMAT, LC_MAX_FORMAT);
+#undef LC_ROOM
 }

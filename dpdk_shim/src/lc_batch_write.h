@@ -76,13 +76,19 @@ static inline void lc_str_commit(struct lc_batch_hdr *b, int col, uint32_t row, 
     lc_set_valid(b, col, row);
 }
 
+/* The string and binary columns, in schema order (the hot loops walk only these). */
+#define LC_NVAR 10
+static const uint8_t lc_var_cols[LC_NVAR] = {
+    LC_COL_SRC_IP, LC_COL_DST_IP, LC_COL_FORMAT, LC_COL_HOSTNAME, LC_COL_APP_NAME,
+    LC_COL_PROCID, LC_COL_MSGID, LC_COL_STRUCTURED_DATA, LC_COL_MESSAGE, LC_COL_RAW,
+};
+
 /* Close the row: string offsets end here, count and rx range advance. */
 static inline void lc_row_end(struct lc_batch_hdr *b, uint32_t row, int64_t rx_ns)
 {
-    for (int col = 0; col < LC_NCOLS; col++) {
-        struct lc_col_desc *c = &b->cols[col];
-        if (c->kind == LC_KIND_STR || c->kind == LC_KIND_BIN)
-            ((int32_t *)(lc_base(b) + c->values_off))[row + 1] = (int32_t)c->data_used;
+    for (int i = 0; i < LC_NVAR; i++) {
+        struct lc_col_desc *c = &b->cols[lc_var_cols[i]];
+        ((int32_t *)(lc_base(b) + c->values_off))[row + 1] = (int32_t)c->data_used;
     }
     if (row == 0)
         b->first_rx_ns = rx_ns;

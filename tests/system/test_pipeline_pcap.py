@@ -21,7 +21,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from appliance.sample import udp_frame, write_frames
-from tests.system.runner import Appliance, base_config, run_to_end
+from runner import Appliance, base_config, run_to_end
 
 pytestmark = pytest.mark.dpdk
 
