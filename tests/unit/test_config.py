@@ -91,3 +91,8 @@ def test_run_with_a_missing_config_file_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "appliance.cli.main", "run", "-c", str(tmp_path / "nope.yaml")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "cannot read" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_documented_example_config_is_valid():
+    cfg = config.load(ROOT / "docs" / "logcaster.example.yaml")
+    assert cfg.capture.udp_ports == (514,) and cfg.sinks[0].rotate_bytes == 256 << 20
