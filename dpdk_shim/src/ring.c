@@ -179,8 +179,12 @@ int lc_ring_create(const char *path, uint32_t nslots, uint32_t capacity,
         goto fail;
     }
     /* reserve the memory now: a short tmpfs or huge page pool is an error
-     * here, not a SIGBUS in the RX loop later */
-    if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+     * here, not a SIGBUS in the RX loop later. Zeroing many huge pages takes
+     * a while, and a signal (DPDK's net_tap sets up SIGIO) interrupts it:
+     * allocating again continues where it stopped. */
+    while ((rc = posix_fallocate(fd, 0, (off_t)size)) == EINTR)
+        ;
+    if (rc != 0) {
         rc = -rc;
         goto fail;
     }
