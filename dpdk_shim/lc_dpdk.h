@@ -1,7 +1,7 @@
 #pragma once
 /* lc_dpdk.h - DPDK side of the shim: EAL, ports, mbuf pools and the RX loop.
  * Read by ffi.cdef: declarations only (see lc_batch.h). Needs lc_batch.h,
- * lc_decode.h and lc_ring.h before it. Nothing here includes DPDK headers:
+ * lc_decode.h, lc_ring.h and lc_rx.h before it. Nothing here includes DPDK headers:
  * the DPDK types stay inside dpdk_shim/src/dpdk_*.c.
  *
  * Every function returns >= 0 (ok / a count) or -errno; where a message
@@ -69,23 +69,6 @@ int lc_port_stats(uint16_t port_id, struct lc_port_stats *out);
 /* Extended stats one at a time: index i < count. Returns the count of
  * xstats; with name/value given, fills entry i (name truncated to namelen). */
 int lc_port_xstat(uint16_t port_id, uint32_t i, char *name, uint32_t namelen, uint64_t *value);
-
-/* Per-queue counters, one writer (the queue's RX loop), cache-aligned. */
-struct lc_rxq_stats {
-    uint64_t packets;           /* mbufs taken off the queue */
-    uint64_t bytes;
-    uint64_t batches;           /* batches published to the ring */
-    uint64_t ring_full_batches; /* batches dropped: ring full */
-    uint64_t ring_full_records;
-    uint64_t multi_seg;         /* chained mbufs linearised */
-    uint64_t polls_busy;        /* rx_burst calls that returned packets */
-    uint64_t polls_idle;        /* ... that returned none */
-    uint64_t cycles_busy;       /* TSC cycles spent in busy polls (decode included) */
-    uint64_t cycles_idle;
-    uint64_t tsc_hz;
-    uint64_t running;           /* 1 while the loop runs */
-    uint64_t pad[4];
-};
 
 struct lc_rx_conf {
     uint16_t port_id;

@@ -18,61 +18,14 @@
 #include "../lc_batch.h"
 #include "../lc_decode.h"
 #include "../lc_ring.h"
+#include "../lc_rx.h"
 #include "../lc_dpdk.h"
+#include "rx_batcher.h"
 
 #define LC_MAX_BURST 512
 #define LC_LINEAR_BUF (64 * 1024 + 64)   /* a chained jumbo frame, linearised */
 
 static volatile int lc_stop_requested;
-
-struct lc_rx_state {
-    struct lc_rx_conf *c;
-    struct lc_batch_hdr *b;   /* batch being filled, or NULL */
-    int in_scratch;           /* b is the scratch batch: the ring was full */
-    uint64_t opened_tsc;      /* when b got its first record */
-};
-
-static void lc_rx_open(struct lc_rx_state *s)
-{
-    if (lc_ring_acquire(s->c->ring, &s->b) == 0) {
-        s->in_scratch = 0;
-        return;
-    }
-    /* Ring full (or closed): keep decoding so the counters stay exact. */
-    s->b = s->c->scratch;
-    lc_batch_reset(s->b, 0);
-    s->in_scratch = 1;
-}
-
-static void lc_rx_close(struct lc_rx_state *s)
-{
-    struct lc_rxq_stats *st = s->c->stats;
-    if (s->in_scratch) {
-        lc_ring_drop(s->c->ring, s->b->count);
-        st->ring_full_batches++;
-        st->ring_full_records += s->b->count;
-    } else {
-        lc_ring_publish(s->c->ring);
-        st->batches++;
-    }
-    s->b = NULL;
-}
-
-static inline int lc_rx_decode(struct lc_rx_state *s, const uint8_t *data, uint32_t len,
-                               int64_t rx_ns, uint64_t now)
-{
-    if (s->b == NULL)
-        lc_rx_open(s);
-    int rc = lc_decode_frame(s->c->decoder, s->b, LC_LINK_ETHERNET, data, len, rx_ns);
-    if (unlikely(rc == -ENOSPC)) {
-        lc_rx_close(s);
-        lc_rx_open(s);
-        rc = lc_decode_frame(s->c->decoder, s->b, LC_LINK_ETHERNET, data, len, rx_ns);
-    }
-    if (rc == 1 && s->b->count == 1)
-        s->opened_tsc = now;
-    return rc;
-}
 
 static int64_t lc_realtime_ns(void)
 {
@@ -90,7 +43,7 @@ static int lc_rx_main(void *arg)
     uint64_t hz = rte_get_tsc_hz();
     uint64_t delay = hz / 1000000 * c->batch_max_delay_us;
     uint64_t idle_stop = hz / 1000 * c->idle_stop_ms;
-    struct lc_rx_state s = {.c = c};
+    struct lc_batcher s = {.ring = c->ring, .decoder = c->decoder, .stats = st, .scratch = c->scratch};
     uint8_t *linear = rte_malloc("lc_linear", LC_LINEAR_BUF, 64);
     if (linear == NULL)
         return -ENOMEM;
@@ -102,8 +55,7 @@ static int lc_rx_main(void *arg)
         uint64_t t0 = rte_rdtsc();
         uint16_t n = rte_eth_rx_burst(c->port_id, c->queue_id, pkts, burst);
         if (unlikely(n == 0)) {
-            if (s.b && s.b->count)
-                lc_rx_close(&s);                 /* the queue ran dry */
+            lc_batcher_flush(&s);                /* the queue ran dry */
             st->polls_idle++;
             uint64_t t1 = rte_rdtsc();
             st->cycles_idle += t1 - t0;
@@ -125,22 +77,20 @@ static int lc_rx_main(void *arg)
                 st->multi_seg++;
             }
             bytes += rte_pktmbuf_pkt_len(m);
-            lc_rx_decode(&s, data, len, rx_ns, t0);
+            lc_batcher_frame(&s, LC_LINK_ETHERNET, data, len, rx_ns, t0);
             rte_pktmbuf_free(m);
         }
         st->packets += n;
         st->bytes += bytes;
         uint64_t t1 = rte_rdtsc();
-        if (s.b && s.b->count && t1 - s.opened_tsc >= delay)
-            lc_rx_close(&s);
+        lc_batcher_tick(&s, t1, delay);
         st->polls_busy++;
         st->cycles_busy += t1 - t0;
         last_rx = t1;
         if (c->stop_after && st->packets >= c->stop_after)
             break;                               /* every packet of the file is in */
     }
-    if (s.b && s.b->count)
-        lc_rx_close(&s);
+    lc_batcher_flush(&s);
     lc_ring_set_closed(c->ring);
     rte_free(linear);
     st->running = 0;
