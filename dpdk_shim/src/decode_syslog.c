@@ -1,14 +1,659 @@
-/* PLACEHOLDER until the syslog parser lands: every payload becomes `raw`. */
+/* decode_syslog.c - the syslog layer: RFC 5424, RFC 3164 and the vendor
+ * dialects seen in the field, from one UDP payload into one batch row.
+ *
+ * The payload is parsed into spans (pointers into the payload) first and
+ * written to the row at the end, so a header found malformed half-way never
+ * leaves half a record. Every read is bounds checked against p[0..n).
+ *
+ * Decisions (docs/FLAGS.md and DESIGN.md describe them for users):
+ *  - PRI: '<' 1-3 digits '>' with value 0..191; leading zeros ("<013>") are
+ *    accepted and decoded. Anything else sets LC_F_BAD_PRI and leaves
+ *    facility/severity null; a malformed "<...>" (closed within 8 bytes) is
+ *    skipped and the rest still parsed.
+ *  - Format: "<PRI>1 " starts RFC 5424. Any other text after a valid PRI is
+ *    RFC 3164 (even "<13>hello world": timestamp and hostname null). Without
+ *    a valid PRI the record is RFC 3164 only when a timestamp starts the text
+ *    (after the malformed PRI, or the Cisco sequence number); otherwise it
+ *    is raw. "<bad-PRI>1 " is still tried as RFC 5424.
+ *  - RFC 5424 header: a field that is empty, longer than its limit or not
+ *    PRINTUSASCII sets LC_F_BAD_HEADER and the record becomes raw (message =
+ *    whole payload; facility/severity kept). A timestamp token that is
+ *    printable but not a valid RFC 3339 time sets LC_F_BAD_TIMESTAMP only.
+ *    SD: well-formed elements are kept exactly as sent; at the first
+ *    malformed element (or a missing SD) LC_F_BAD_HEADER is set and the
+ *    message starts there. Unquoted PARAM-VALUEs (ESXi) are accepted and
+ *    kept, with LC_F_BAD_HEADER. Elements with invalid UTF-8 count as
+ *    malformed (structured_data is always valid UTF-8, exactly as sent).
+ *  - RFC 3164: see lc_parse_3164. Hostname, app_name and procid hold
+ *    printable ASCII only: a token with other bytes stays in the message.
+ *    An impossible date or time (Feb 30, 25:00) sets LC_F_BAD_TIMESTAMP,
+ *    the timestamp is null and parsing continues after it (the timestamp
+ *    text is only in raw).
+ *  - MSG: a leading UTF-8 BOM is dropped (RFC 5424 and 3164 alike); a raw
+ *    record's message is the whole payload, BOM included. Invalid UTF-8:
+ *    each byte not part of a valid sequence becomes U+FFFD (LC_F_BAD_UTF8).
+ *    NUL bytes are kept (LC_F_NUL_BYTES). Trailing newlines are kept.
+ */
 #include <stdint.h>
+#include <string.h>
+
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
+#include "syslog_time.h"
+
+#define LC_PRI_MAX 191
+#define LC_PRI_DIGITS 3
+#define LC_BAD_PRI_SCAN 8      /* a malformed PRI must close within p[1..8] */
+#define LC_SD_NAME_MAX 32      /* SD-NAME, RFC 5424 6.3.2 */
+#define LC_SEQ_DIGITS 10       /* Cisco sequence number "000123: " */
+#define LC_ASCII_MASK 0x8080808080808080ull
+#define LC_ONES 0x0101010101010101ull
+
+static const char *const lc_format_names[3] = {"rfc5424", "rfc3164", "raw"};
+static const uint8_t lc_format_lens[3] = {7, 7, 3};
+
+/* A field of the record: bytes of the payload, or null (p == NULL). */
+struct lc_span {
+    const uint8_t *p;
+    uint32_t n;
+};
+
+struct lc_rec {
+    uint16_t flags;
+    uint8_t fmt;
+    uint8_t has_pri;
+    uint8_t pri;
+    uint8_t has_ts;
+    int64_t ts;
+    struct lc_span host, app, procid, msgid, sd;
+    uint32_t msg;            /* message is payload[msg..n) */
+};
+
+static inline int lc_dig(uint8_t c) { return (unsigned)(c - '0') < 10; }
+
+/* Character classes of header bytes, one table lookup per byte. */
+#define LC_C_PRINT 0x01    /* PRINTUSASCII, RFC 5424: %d33-126 */
+#define LC_C_SDNAME 0x02   /* SD-NAME: PRINTUSASCII except '=', SP, ']', '"' */
+#define LC_C_TAG 0x04      /* RFC 3164 TAG name: printable except '[', ']', ':'
+                              (generous: "postfix/smtpd", "%ASA-6-302013") */
+#define LC_C_HOST 0x08     /* RFC 3164 HOSTNAME: printable except '[' */
+#define LC_C_PID 0x10      /* TAG "[pid]": printable except ']' */
+#define LC_C_SDVAL 0x20    /* unquoted PARAM-VALUE (ESXi): printable except ']', '"' */
+#define LC_C_ALL 0x3f
+
+static const uint8_t lc_cls[256] = {
+    ['!'] = LC_C_ALL,
+    ['"'] = LC_C_ALL & ~(LC_C_SDNAME | LC_C_SDVAL),
+    ['#' ... '9'] = LC_C_ALL,
+    [':'] = LC_C_ALL & ~LC_C_TAG,
+    [';' ... '<'] = LC_C_ALL,
+    ['='] = LC_C_ALL & ~LC_C_SDNAME,
+    ['>' ... 'Z'] = LC_C_ALL,
+    ['['] = LC_C_ALL & ~(LC_C_TAG | LC_C_HOST),
+    ['\\'] = LC_C_ALL,
+    [']'] = LC_C_PRINT | LC_C_HOST,
+    ['^' ... '~'] = LC_C_ALL,
+};
+
+static inline int lc_print(uint8_t c) { return lc_cls[c] & LC_C_PRINT; }
+
+/* First index in [i, stop) whose byte lacks class `c`, or stop. */
+static inline uint32_t lc_span_cls(const uint8_t *p, uint32_t i, uint32_t stop, uint8_t c)
+{
+    while (i < stop && (lc_cls[p[i]] & c))
+        i++;
+    return i;
+}
+
+static inline uint32_t lc_min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the word scans assume little endian");
+
+/* Byte-parallel tests on eight bytes: the lowest flagged byte of each mask
+ * is exact (borrows and carries only flag bytes above a flagged one). */
+static inline uint64_t lc_zero_bytes(uint64_t v) { return (v - LC_ONES) & ~v & LC_ASCII_MASK; }
+
+static inline uint64_t lc_nonprint_bytes(uint64_t v)
+{
+    return ((v - 0x21 * LC_ONES) & ~v & LC_ASCII_MASK) | (((v + LC_ONES) | v) & LC_ASCII_MASK);
+}
+
+/* Index of the first byte == c in [i, n), or n. Inline, eight bytes at a
+ * time: the strings searched (tokens, PARAM-VALUEs) are mostly short, where
+ * a call to memchr costs more than the search. */
+static inline uint32_t lc_find(const uint8_t *p, uint32_t i, uint32_t n, uint8_t c)
+{
+    const uint64_t pat = c * LC_ONES;
+    while (i + 8 <= n) {
+        uint64_t v, z;
+        memcpy(&v, p + i, 8);
+        if ((z = lc_zero_bytes(v ^ pat)))
+            return i + (uint32_t)(__builtin_ctzll(z) >> 3);
+        i += 8;
+    }
+    while (i < n && p[i] != c)
+        i++;
+    return i;
+}
+
+/* First index in [i, stop) whose byte is not PRINTUSASCII or is one of
+ * x1, x2, x3 (which define class `c` of lc_cls), or stop. Reads words while
+ * they lie inside p[0..n) (stop <= n), bytes for the tail. */
+static inline uint32_t lc_span(const uint8_t *p, uint32_t i, uint32_t stop, uint32_t n, uint8_t c,
+                               uint8_t x1, uint8_t x2, uint8_t x3)
+{
+    while (i < stop && i + 8 <= n) {
+        uint64_t v, z;
+        memcpy(&v, p + i, 8);
+        z = lc_nonprint_bytes(v) | lc_zero_bytes(v ^ (x1 * LC_ONES)) |
+            lc_zero_bytes(v ^ (x2 * LC_ONES)) | lc_zero_bytes(v ^ (x3 * LC_ONES));
+        if (z) {
+            i += (uint32_t)(__builtin_ctzll(z) >> 3);
+            return i < stop ? i : stop;
+        }
+        i += 8;
+    }
+    if (i > stop)
+        return stop;
+    return lc_span_cls(p, i, stop, c);
+}
+
+/* The classes as spans (the excluded bytes repeat when fewer than three). */
+#define LC_SPAN_PRINT(p, i, stop, n) lc_span(p, i, stop, n, LC_C_PRINT, ' ', ' ', ' ')
+#define LC_SPAN_SDNAME(p, i, stop, n) lc_span(p, i, stop, n, LC_C_SDNAME, '=', ']', '"')
+#define LC_SPAN_TAG(p, i, stop, n) lc_span(p, i, stop, n, LC_C_TAG, '[', ']', ':')
+#define LC_SPAN_HOST(p, i, stop, n) lc_span(p, i, stop, n, LC_C_HOST, '[', '[', '[')
+#define LC_SPAN_PID(p, i, stop, n) lc_span(p, i, stop, n, LC_C_PID, ']', ']', ']')
+#define LC_SPAN_SDVAL(p, i, stop, n) lc_span(p, i, stop, n, LC_C_SDVAL, ']', '"', '"')
+
+static inline struct lc_span lc_span_of(const uint8_t *p, uint32_t n)
+{
+    struct lc_span s = {p, n};
+    return s;
+}
+
+/* ---- UTF-8 ---------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence starting a non-ASCII byte at s[0..n),
+ * 0 if invalid (Unicode 15 table 3-7: no overlongs, no surrogates,
+ * nothing above U+10FFFF, no truncation). */
+static inline uint32_t lc_utf8_seq(const uint8_t *s, uint32_t n)
+{
+    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3)
+            return 0;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+    }
+    if (c < 0xF5) {
+        if (n < 4)
+            return 0;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
+/* Copy s[0..n) to out as valid UTF-8: each byte that does not belong to a
+ * valid sequence becomes U+FFFD (so out needs 3n bytes). ASCII moves eight
+ * bytes at a time. Sets LC_F_BAD_UTF8 / LC_F_NUL_BYTES in *flags. */
+static uint32_t lc_utf8_copy(uint8_t *out, const uint8_t *s, uint32_t n, uint16_t *flags)
+{
+    uint32_t i = 0, o = 0;
+    uint64_t nul = 0;
+    for (;;) {
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (v & LC_ASCII_MASK)
+                break;
+            nul |= (v - LC_ONES) & ~v & LC_ASCII_MASK;   /* any zero byte */
+            memcpy(out + o, &v, 8);
+            i += 8;
+            o += 8;
+        }
+        if (i >= n)
+            break;
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            nul |= c == 0;
+            out[o++] = c;
+            i++;
+            continue;
+        }
+        uint32_t k = lc_utf8_seq(s + i, n - i);
+        if (LC_LIKELY(k)) {
+            memcpy(out + o, s + i, k);
+            i += k;
+            o += k;
+        } else {
+            out[o] = 0xEF;
+            out[o + 1] = 0xBF;
+            out[o + 2] = 0xBD;
+            o += 3;
+            i++;
+            *flags |= LC_F_BAD_UTF8;
+        }
+    }
+    if (nul)
+        *flags |= LC_F_NUL_BYTES;
+    return o;
+}
+
+/* 1 if s[0..n) is valid UTF-8. */
+static int lc_utf8_valid(const uint8_t *s, uint32_t n)
+{
+    uint32_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & LC_ASCII_MASK)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t k = lc_utf8_seq(s + i, n - i);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* ---- PRI ------------------------------------------------------------ */
+
+/* PRI at the start of p[0..n). Returns the index after it (0 when the
+ * payload does not start with a closed "<...>") and sets *pri to 0..191,
+ * or -1 when it is missing or malformed. */
+static uint32_t lc_parse_pri(const uint8_t *p, uint32_t n, int *pri)
+{
+    *pri = -1;
+    if (n < 2 || p[0] != '<')
+        return 0;
+    uint32_t i = 1;
+    unsigned v = 0;
+    while (i < n && i <= LC_PRI_DIGITS && lc_dig(p[i]))
+        v = v * 10 + (p[i++] - '0');
+    if (i > 1 && i < n && p[i] == '>') {
+        if (v <= LC_PRI_MAX)
+            *pri = (int)v;
+        return i + 1;
+    }
+    for (uint32_t j = 1; j < n && j <= LC_BAD_PRI_SCAN; j++)
+        if (p[j] == '>')
+            return j + 1;
+    return 0;
+}
+
+/* ---- RFC 5424 ------------------------------------------------------- */
+
+/* SD-ELEMENTs from p[i] == '['. Returns the index after the last
+ * well-formed element (i if none). *lenient is set when an element used
+ * unquoted PARAM-VALUEs. */
+static uint32_t lc_parse_sd(const uint8_t *p, uint32_t n, uint32_t i, int *lenient)
+{
+    uint32_t good = i;
+    while (i < n && p[i] == '[') {
+        uint32_t k = i + 1, unquoted = 0;
+        uint32_t j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_MAX + 1), n);
+        if (j == k || j - k > LC_SD_NAME_MAX)
+            return good;
+        for (;;) {                                     /* *(SP SD-PARAM) "]" */
+            if (j >= n)
+                return good;
+            if (p[j] == ']') {
+                j++;
+                break;
+            }
+            if (p[j] != ' ')
+                return good;
+            k = ++j;
+            j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_MAX + 1), n);
+            if (j == k || j - k > LC_SD_NAME_MAX || j >= n || p[j] != '=')
+                return good;
+            j++;
+            if (j < n && p[j] == '"') {
+                /* The value ends at the first '"' not escaped by '\' (an odd
+                 * run of backslashes before it); an unescaped ']' inside it
+                 * does not end the element. */
+                k = ++j;
+                for (;;) {
+                    j = lc_find(p, j, n, '"');
+                    if (j >= n)
+                        return good;
+                    uint32_t bs = j;
+                    while (bs > k && p[bs - 1] == '\\')
+                        bs--;
+                    if (((j - bs) & 1) == 0)
+                        break;
+                    j++;
+                }
+                if (!lc_utf8_valid(p + k, j - k))
+                    return good;
+                j++;
+            } else {                                   /* ESXi: param=value */
+                k = j;
+                j = LC_SPAN_SDVAL(p, k, n, n);
+                if (j == k)
+                    return good;
+                unquoted = 1;
+            }
+        }
+        if (unquoted)
+            *lenient = 1;
+        good = i = j;
+    }
+    return good;
+}
+
+static inline int lc_is_nil(const uint8_t *p, uint32_t n) { return n == 1 && p[0] == '-'; }
+
+static const uint32_t lc_5424_limits[5] = {
+    UINT32_MAX, LC_MAX_HOSTNAME, LC_MAX_APP_NAME, LC_MAX_PROCID, LC_MAX_MSGID,
+};
+
+/* "TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [SP MSG]"
+ * from p[i] (after "<PRI>1 "). */
+static void lc_parse_5424(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p,
+                          uint32_t n, uint32_t i)
+{
+    struct lc_span f[5];
+    for (int k = 0; k < 5; k++) {
+        uint32_t s = i, lim = lc_5424_limits[k];
+        i = LC_SPAN_PRINT(p, s, n - s > lim ? s + lim + 1 : n, n);
+        if (i == s || i - s > lim || (i < n && p[i] != ' ')) {
+            r->flags |= LC_F_BAD_HEADER;               /* record becomes raw */
+            return;
+        }
+        f[k] = lc_span_of(p + s, i - s);
+        if (i < n) {
+            i++;                                       /* SP */
+        } else if (k < 4) {
+            r->flags |= LC_F_BAD_HEADER;               /* header ends early */
+            return;
+        }
+    }
+    r->fmt = LC_FMT_RFC5424;
+    if (!lc_is_nil(f[0].p, f[0].n)) {
+        if (lc_ts_rfc5424(f[0].p, f[0].n, d->tz_offset_s, &r->ts))
+            r->has_ts = 1;
+        else
+            r->flags |= LC_F_BAD_TIMESTAMP;
+    }
+    struct lc_span *dst[4] = {&r->host, &r->app, &r->procid, &r->msgid};
+    for (int k = 1; k < 5; k++)
+        if (!lc_is_nil(f[k].p, f[k].n))
+            *dst[k - 1] = f[k];
+
+    /* STRUCTURED-DATA */
+    if (i >= n) {                                      /* missing */
+        r->flags |= LC_F_BAD_HEADER;
+        r->msg = n;
+        return;
+    }
+    uint32_t e = i;
+    if (p[i] == '-') {
+        if (i + 1 == n || p[i + 1] == ' ')
+            e = i + 1;                                 /* NILVALUE */
+    } else if (p[i] == '[') {
+        int lenient = 0;
+        e = lc_parse_sd(p, n, i, &lenient);
+        if (e > i)
+            r->sd = lc_span_of(p + i, e - i);
+        if (lenient)
+            r->flags |= LC_F_BAD_HEADER;
+    }
+    if (e == i || (e < n && p[e] != ' ')) {
+        r->flags |= LC_F_BAD_HEADER;                   /* message from the bad part */
+        r->msg = e;
+        return;
+    }
+    r->msg = e < n ? e + 1 : n;
+}
+
+/* ---- RFC 3164 and vendor dialects ----------------------------------- */
+
+/* Index of the first SP at or after i, or n. */
+static inline uint32_t lc_token_end(const uint8_t *p, uint32_t n, uint32_t i)
+{
+    return lc_find(p, i, n, ' ');
+}
+
+/* 1 if p[a..e) is 1..limit printable ASCII bytes without '['. */
+static int lc_host_token(const uint8_t *p, uint32_t a, uint32_t e)
+{
+    return e > a && e - a <= LC_MAX_HOSTNAME && LC_SPAN_HOST(p, a, e, e) == e;
+}
+
+/* RFC 3164 TAG at p[i]: NAME ":" | NAME "[" PID "]" [":"], then SP or end.
+ * Sets app (and procid) and returns the index of the content, else i. */
+static uint32_t lc_parse_tag(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i)
+{
+    uint32_t j = LC_SPAN_TAG(p, i, lc_min(n, i + LC_MAX_APP_NAME + 1), n);
+    if (j == i || j - i > LC_MAX_APP_NAME || j >= n)
+        return i;
+    struct lc_span name = lc_span_of(p + i, j - i), pid = {NULL, 0};
+    if (p[j] == '[') {
+        uint32_t k = ++j;
+        j = LC_SPAN_PID(p, k, lc_min(n, k + LC_MAX_PROCID + 1), n);
+        if (j >= n || p[j] != ']' || j - k > LC_MAX_PROCID)
+            return i;
+        if (j > k)
+            pid = lc_span_of(p + k, j - k);
+        j++;
+        if (j < n && p[j] == ':')
+            j++;
+    } else if (p[j] == ':') {
+        j++;
+    } else {
+        return i;
+    }
+    if (j < n && p[j] != ' ')
+        return i;                                      /* "CEF:0|...", "http://..." */
+    r->app = name;
+    r->procid = pid;
+    return j < n ? j + 1 : n;
+}
+
+/* What may follow a Cisco sequence number: a timestamp or a %MNEMONIC. */
+static int lc_cisco_next(const struct lc_decoder *d, const uint8_t *p, uint32_t n, uint32_t i,
+                         int64_t rx_ns, struct lc_ts *ts)
+{
+    if (i >= n)
+        return 0;
+    if (p[i] == '%')
+        return 1;
+    lc_ts_bsd(p + i, n - i, d->tz_offset_s, rx_ns, ts);
+    return ts->len > 0;
+}
+
+/* A Cisco message behind a relay's BSD header ("<189>Jan 15 10:00:05 host
+ * 4471: Jan 15 10:00:05.101: %PM-4-ERR_DISABLE: ..."): returns the index
+ * of the %MNEMONIC past "SEQ: [TIMESTAMP:] ", else i. Only taken when the
+ * mnemonic follows; the relay's timestamp stays the record's. */
+static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p, uint32_t n,
+                                   uint32_t i, int64_t rx_ns)
+{
+    uint32_t q = i;
+    while (q < n && q - i < LC_SEQ_DIGITS && lc_dig(p[q]))
+        q++;
+    if (q == i || q + 2 >= n || p[q] != ':' || p[q + 1] != ' ')
+        return i;
+    uint32_t a = q + 2;
+    if (p[a] == '%')
+        return a;
+    struct lc_ts ts;
+    lc_ts_bsd(p + a, n - a, d->tz_offset_s, rx_ns, &ts);
+    a += ts.len;
+    if (ts.len && ts.colon && a + 1 < n && p[a] == ' ' && p[a + 1] == '%')
+        return a + 1;
+    return i;
+}
+
+/* RFC 3164 as devices send it, from p[i] (after the PRI):
+ *   [SEQ ": " [HOST ": "]] [TIMESTAMP [ZONE] [":"] SP] [HOST SP] [TAG] MSG
+ *  - SEQ: Cisco's sequence number (0-10 digits, so NX-OS's bare ": " too);
+ *    it and "HOST: " are skipped only when a timestamp or "%" follows. The
+ *    number itself is not kept in a column (it stays in raw). IOS XR's
+ *    node ("RP/0/RSP0/CPU0:" glued to the timestamp) is skipped likewise.
+ *    After a relay's BSD header, "SEQ: [TIMESTAMP:] %MNEMONIC" is a Cisco
+ *    body: SEQ and its timestamp are skipped (lc_skip_cisco_body).
+ *  - TIMESTAMP: the forms of lc_ts_bsd (BSD, with year, ISO 8601, Cisco's
+ *    leading '*' or '.' for an unsynchronised clock: the time is decoded as
+ *    sent all the same).
+ *  - HOST: only after a timestamp that is not Cisco-style (ending in ':'),
+ *    and only if the token is printable ASCII, <= 255 bytes, has no '[' and
+ *    does not end in ':' (those are TAGs: "<13>Oct 11 22:14:15 su: ...").
+ *    "-" is a null host. ASA's "host : %ASA-..." skips the lone ':'.
+ *  - TAG: "name:" or "name[pid]" with or without ':' (name <= 48 bytes,
+ *    pid <= 128): app_name and procid. Cisco's "%FAC-SEV-MNEMONIC:" is a TAG
+ *    too, so app_name holds the mnemonic as sent (with '%').
+ *  - MSG: the rest; without timestamp and TAG the whole text after PRI.
+ * Returns 1 if a timestamp was recognised (valid or not). */
+static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p, uint32_t n,
+                         uint32_t i, int64_t rx_ns)
+{
+    struct lc_ts ts = {0};
+    uint32_t ts_at = UINT32_MAX;                       /* where ts was parsed */
+    int have_host = 0;
+
+    uint32_t q = i;
+    while (q < n && q - i < LC_SEQ_DIGITS && lc_dig(p[q]))
+        q++;
+    if (q + 1 < n && p[q] == ':' && p[q + 1] == ' ') {
+        uint32_t a = q + 2, e = lc_token_end(p, n, a);
+        if (e < n && e - a >= 2 && p[e - 1] == ':' && p[a] != '%' && lc_host_token(p, a, e - 1) &&
+            lc_cisco_next(d, p, n, e + 1, rx_ns, &ts)) {
+            r->host = lc_span_of(p + a, e - 1 - a);    /* "123: host: ..." */
+            have_host = 1;
+            i = ts_at = e + 1;
+        } else if (lc_cisco_next(d, p, n, a, rx_ns, &ts)) {
+            i = ts_at = a;
+        } else {
+            /* IOS XR: "123: RP/0/RSP0/CPU0:Jan 15 ...": the node is skipped */
+            uint32_t c = lc_find(p, a, e, ':');
+            if (c > a && c + 1 < e && lc_host_token(p, a, c) &&
+                lc_cisco_next(d, p, n, c + 1, rx_ns, &ts) && ts.len)
+                i = ts_at = c + 1;
+        }
+    }
+    if (ts_at != i)
+        lc_ts_bsd(p + i, n - i, d->tz_offset_s, rx_ns, &ts);
+    int found = ts.len > 0;
+    if (found) {
+        if (ts.valid) {
+            r->has_ts = 1;
+            r->ts = ts.ns;
+            if (ts.year_inferred)
+                r->flags |= LC_F_YEAR_INFERRED;
+        } else {
+            r->flags |= LC_F_BAD_TIMESTAMP;
+        }
+        i += ts.len;
+        if (i < n)
+            i++;                                       /* SP */
+        if (!have_host && !ts.colon && i < n) {
+            uint32_t e = lc_token_end(p, n, i);
+            if (e > i && p[e - 1] != ':' && p[i] != '%' && lc_host_token(p, i, e)) {
+                if (!lc_is_nil(p + i, e - i))
+                    r->host = lc_span_of(p + i, e - i);
+                i = e < n ? e + 1 : n;
+                if (i < n && p[i] == ':' && (i + 1 == n || p[i + 1] == ' '))
+                    i = i + 1 < n ? i + 2 : n;         /* ASA: "host : %ASA-..." */
+            }
+        }
+        i = lc_skip_cisco_body(d, p, n, i, rx_ns);
+    }
+    i = lc_parse_tag(r, p, n, i);
+    r->msg = i;
+    return found;
+}
+
+/* ---- the record ------------------------------------------------------ */
+
+static inline void lc_put_span(struct lc_batch_hdr *b, int col, uint32_t row, struct lc_span s)
+{
+    if (s.p)
+        lc_str_append(b, col, row, s.p, s.n);
+}
 
 uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t row,
                           const uint8_t *p, uint32_t n, int64_t rx_ns)
 {
-    lc_str_append(b, LC_COL_FORMAT, row, "raw", 3);
-    lc_str_append(b, LC_COL_MESSAGE, row, p, n);
-    lc_str_append(b, LC_COL_RAW, row, p, n);
-    d->format_counts[LC_FMT_RAW]++;
-    return n ? 0 : LC_F_EMPTY;
+    struct lc_rec r;
+    memset(&r, 0, sizeof(r));
+    r.fmt = LC_FMT_RAW;
+
+    if (LC_UNLIKELY(n == 0)) {
+        r.flags = LC_F_EMPTY;
+    } else {
+        int pri;
+        uint32_t i = lc_parse_pri(p, n, &pri);
+        if (LC_LIKELY(pri >= 0)) {
+            r.has_pri = 1;
+            r.pri = (uint8_t)pri;
+        } else {
+            r.flags |= LC_F_BAD_PRI;
+        }
+        if (i > 0 && i + 1 < n && p[i] == '1' && p[i + 1] == ' ') {
+            lc_parse_5424(d, &r, p, n, i + 2);
+        } else if (pri >= 0) {
+            r.fmt = LC_FMT_RFC3164;
+            lc_parse_3164(d, &r, p, n, i, rx_ns);
+        } else if (lc_parse_3164(d, &r, p, n, i, rx_ns)) {
+            r.fmt = LC_FMT_RFC3164;                    /* no PRI, but a timestamp */
+        } else {
+            uint16_t keep = r.flags & LC_F_BAD_PRI;    /* not syslog: raw */
+            memset(&r, 0, sizeof(r));
+            r.fmt = LC_FMT_RAW;
+            r.flags = keep;
+        }
+        if (r.fmt == LC_FMT_RAW) {
+            /* header fields of a raw record are null; PRI is kept */
+            r.has_ts = 0;
+            r.host = r.app = r.procid = r.msgid = r.sd = (struct lc_span){NULL, 0};
+            r.msg = 0;
+        } else if (r.msg + 3 <= n && p[r.msg] == 0xEF && p[r.msg + 1] == 0xBB &&
+                   p[r.msg + 2] == 0xBF) {
+            r.msg += 3;                                /* BOM */
+        }
+    }
+
+    if (r.has_pri) {
+        lc_put_u8(b, LC_COL_FACILITY, row, r.pri >> 3);
+        lc_put_u8(b, LC_COL_SEVERITY, row, r.pri & 7);
+    }
+    lc_str_append(b, LC_COL_FORMAT, row, lc_format_names[r.fmt], lc_format_lens[r.fmt]);
+    if (r.has_ts)
+        lc_put_i64(b, LC_COL_TIMESTAMP, row, r.ts);
+    lc_put_span(b, LC_COL_HOSTNAME, row, r.host);
+    lc_put_span(b, LC_COL_APP_NAME, row, r.app);
+    lc_put_span(b, LC_COL_PROCID, row, r.procid);
+    lc_put_span(b, LC_COL_MSGID, row, r.msgid);
+    lc_put_span(b, LC_COL_STRUCTURED_DATA, row, r.sd);
+    uint8_t *out = lc_str_reserve(b, LC_COL_MESSAGE);
+    uint32_t m = n > r.msg ? lc_utf8_copy(out, p + r.msg, n - r.msg, &r.flags) : 0;
+    lc_str_commit(b, LC_COL_MESSAGE, row, m);
+    if (n)
+        lc_str_append(b, LC_COL_RAW, row, p, n);
+    else
+        lc_str_commit(b, LC_COL_RAW, row, 0);
+    d->format_counts[r.fmt]++;
+    return r.flags;
 }
