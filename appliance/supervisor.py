@@ -222,7 +222,7 @@ class Supervisor:
             time.sleep(TICK_S)
             now = time.monotonic()
             self._poll_workers(restart=self.cfg.restart_workers)
-            if self.duration is not None and now - started >= self.duration:
+            if self.duration is not None and now - self.capture_started >= self.duration:
                 self.stop_reason = "duration"
             elif all(not qr.rx.running for qr in self.queues):
                 self.stop_reason = "end of input"
@@ -232,9 +232,9 @@ class Supervisor:
                 prev, last_line = t, now
 
     def _capture_seconds(self) -> float:
-        """How long the RX loops ran: their own busy + idle cycles (exact, where
-        the supervisor's clock only sees them in ticks); while they run, the
-        wall time since they started."""
+        """How long the RX loops ran: their own busy + idle cycles (every cycle
+        of a loop is one or the other), where the supervisor's clock only sees
+        them in ticks; while they run, the wall time since they started."""
         if self.capture_started is None:
             return 0.0
         if self.capture_ended is None:

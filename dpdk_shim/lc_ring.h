@@ -98,6 +98,9 @@ int lc_ring_info(struct lc_ring *r, struct lc_ring_info *out);
 int lc_ring_stats(struct lc_ring *r, struct lc_ring_stats *out);
 int lc_ring_head(struct lc_ring *r, uint64_t *out);
 int lc_ring_tail(struct lc_ring *r, uint64_t *out);
+/* Batches published and not yet released (head - tail): 0 when the
+ * consumer has caught up. A hint for the producer, read without ordering. */
+int lc_ring_backlog(struct lc_ring *r);
 
 /* Producer. acquire: the next free slot, reset with seq = head, in *slot;
  * -ENOBUFS when the ring is full (never blocks: decode into a scratch batch

@@ -50,15 +50,17 @@ static int lc_rx_main(void *arg)
 
     st->tsc_hz = hz;
     st->running = 1;
-    uint64_t last_rx = rte_rdtsc();
+    /* Every cycle of the loop is counted, busy or idle (the loop's own
+     * overhead included), so busy + idle is the time the loop ran. */
+    uint64_t prev = rte_rdtsc(), last_rx = prev;
     while (likely(!__atomic_load_n(&lc_stop_requested, __ATOMIC_RELAXED))) {
-        uint64_t t0 = rte_rdtsc();
         uint16_t n = rte_eth_rx_burst(c->port_id, c->queue_id, pkts, burst);
         if (unlikely(n == 0)) {
-            lc_batcher_flush(&s);                /* the queue ran dry */
-            st->polls_idle++;
             uint64_t t1 = rte_rdtsc();
-            st->cycles_idle += t1 - t0;
+            lc_batcher_idle(&s, t1, delay);      /* the queue ran dry */
+            st->polls_idle++;
+            st->cycles_idle += t1 - prev;
+            prev = t1;
             if (c->stop_after && c->idle_stop_ms && t1 - last_rx > idle_stop)
                 break;                           /* the source went quiet */
             continue;
@@ -77,7 +79,7 @@ static int lc_rx_main(void *arg)
                 st->multi_seg++;
             }
             bytes += rte_pktmbuf_pkt_len(m);
-            lc_batcher_frame(&s, LC_LINK_ETHERNET, data, len, rx_ns, t0);
+            lc_batcher_frame(&s, LC_LINK_ETHERNET, data, len, rx_ns, prev);
             rte_pktmbuf_free(m);
         }
         st->packets += n;
@@ -85,8 +87,8 @@ static int lc_rx_main(void *arg)
         uint64_t t1 = rte_rdtsc();
         lc_batcher_tick(&s, t1, delay);
         st->polls_busy++;
-        st->cycles_busy += t1 - t0;
-        last_rx = t1;
+        st->cycles_busy += t1 - prev;
+        prev = last_rx = t1;
         if (c->stop_after && st->packets >= c->stop_after)
             break;                               /* every packet of the file is in */
     }

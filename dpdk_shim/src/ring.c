@@ -370,6 +370,13 @@ int lc_ring_tail(struct lc_ring *r, uint64_t *out)
     return 0;
 }
 
+int lc_ring_backlog(struct lc_ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed);
+    return (int)(head - tail);
+}
+
 /* ---- producer ---------------------------------------------------------- */
 
 int lc_ring_acquire(struct lc_ring *r, struct lc_batch_hdr **slot)

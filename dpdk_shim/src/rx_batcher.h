@@ -51,7 +51,18 @@ static inline void lc_batcher_close(struct lc_batcher *s)
     s->b = NULL;
 }
 
-/* Close the open batch if it holds records (queue ran dry, or stopping). */
+/* The queue ran dry. Close the batch if the worker has caught up (it is
+ * waiting for data) or the batch has been open `delay`. While the worker is
+ * still busy with earlier batches, keep filling this one: batches then grow
+ * with the backlog, instead of a trickle filling the ring with one-record
+ * batches the worker cannot keep up with. */
+static inline void lc_batcher_idle(struct lc_batcher *s, uint64_t now, uint64_t delay)
+{
+    if (s->b && s->b->count && (s->in_scratch || now - s->opened >= delay || lc_ring_backlog(s->ring) == 0))
+        lc_batcher_close(s);
+}
+
+/* Close the open batch if it holds records (stopping). */
 static inline void lc_batcher_flush(struct lc_batcher *s)
 {
     if (s->b && s->b->count)
