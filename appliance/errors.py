@@ -39,3 +39,7 @@ def check(rc: int, doing: str) -> int:
     if rc < 0:
         raise ShimError(doing, errno=-rc)
     return rc
+
+
+class EnvironmentProblem(LogCasterError):
+    """This machine lacks something the run needs (privileges, headers, hugepages, a driver)."""

@@ -2,7 +2,8 @@
 
 The identities the summary checks (and tests assert):
 
-    NIC offered      = received + nic_missed + nic_errors + nic_nombuf
+    offered          = received + every NIC/kernel loss (imissed, ierrors, rx_nombuf,
+                       XDP redirect failures, socket/XSK kernel drops)
     received         = records + not_syslog          (per decoder)
     records          = delivered + ring_full + sink_failed + in_flight
 
@@ -28,9 +29,7 @@ class Totals:
     sink_failed: int = 0
     in_flight: int = 0          # published, not yet released (0 after a clean stop)
     duplicates_suppressed: int = 0
-    nic_missed: int = 0         # imissed: RX descriptors full
-    nic_errors: int = 0         # ierrors
-    nic_nombuf: int = 0         # rx_nombuf: no mbuf to receive into
+    nic: dict = field(default_factory=dict)   # losses before the RX loop, by kind (capture.base.NIC_LOSSES)
     worker_restarts: int = 0
     seconds: float = 0.0
     formats: dict = field(default_factory=dict)
@@ -38,8 +37,12 @@ class Totals:
     skipped: dict = field(default_factory=dict)
 
     @property
+    def nic_lost(self) -> int:
+        return sum(self.nic.values())
+
+    @property
     def lost(self) -> int:
-        return self.ring_full + self.sink_failed + self.nic_missed + self.nic_errors + self.nic_nombuf
+        return self.ring_full + self.sink_failed + self.nic_lost
 
     def check(self) -> list[str]:
         """Identities that do not hold (empty when the books balance)."""
@@ -53,6 +56,10 @@ class Totals:
         return problems
 
 
+_LOSS_NAMES = {"imissed": "NIC missed", "ierrors": "NIC errors", "rx_nombuf": "no mbuf",
+               "xdp_redirect_failed": "XDP redirect failed", "kernel_drops": "kernel drops"}
+
+
 def merge_counts(into: dict, more: dict) -> dict:
     for k, v in more.items():
         into[k] = into.get(k, 0) + v
@@ -63,7 +70,7 @@ def rate_line(t: Totals, prev: Totals | None, dt: float) -> str:
     rate = (t.received - (prev.received if prev else 0)) / dt if dt > 0 else 0.0
     return (f"stats: {rate:,.0f} pkt/s, received {t.received:,}, delivered {t.delivered:,}, "
             f"in flight {t.in_flight:,}, lost {t.lost:,} (ring full {t.ring_full:,}, sink {t.sink_failed:,}, "
-            f"nic {t.nic_missed + t.nic_errors + t.nic_nombuf:,})")
+            f"nic {t.nic_lost:,})")
 
 
 def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
@@ -71,9 +78,8 @@ def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
     lines = [
         f"summary: {t.seconds:.2f} s, received {t.received:,} packets ({rate:,.0f}/s), "
         f"{t.records:,} syslog records, {t.not_syslog:,} other frames",
-        f"  delivered {t.delivered:,}; lost {t.lost:,}: ring full {t.ring_full:,}, sink failed {t.sink_failed:,}, "
-        f"NIC missed {t.nic_missed:,}, NIC errors {t.nic_errors:,}, no mbuf {t.nic_nombuf:,}; "
-        f"in flight {t.in_flight:,}",
+        f"  delivered {t.delivered:,}; lost {t.lost:,}: ring full {t.ring_full:,}, sink failed {t.sink_failed:,}"
+        + "".join(f", {_LOSS_NAMES.get(k, k)} {v:,}" for k, v in t.nic.items()) + f"; in flight {t.in_flight:,}",
         f"  duplicates suppressed {t.duplicates_suppressed:,} (redelivered after a worker restart); "
         f"worker restarts {t.worker_restarts}",
     ]
@@ -93,5 +99,6 @@ def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
 
 
 def to_json(t: Totals, **more) -> str:
-    return json.dumps({**asdict(t), "lost": t.lost, "accounting_ok": not t.check(), **more}, indent=2,
+    return json.dumps({**asdict(t), **{f"nic_{k}": v for k, v in t.nic.items()}, "lost": t.lost,
+                       "accounting_ok": not t.check(), **more}, indent=2,
                       default=str)

@@ -1,10 +1,12 @@
-"""The capture process: plans cores, starts DPDK ports and RX loops, runs one
-worker process per RX queue, restarts workers that die, and stops cleanly.
+"""The capture process: plans cores, starts the capture backend and its RX
+loops, runs one worker process per RX queue, restarts workers that die, and
+stops cleanly.
 
-Start-up order (DPDK's basicfwd/l2fwd): core plan -> EAL -> ports (pools,
-queues) -> rings -> workers -> RX loops. Stop order: RX loops stop (each
+Start-up order (DPDK's basicfwd/l2fwd): backend choice -> core plan ->
+backend start (EAL, pools, ports; or XDP program and XSK sockets; or UDP
+sockets) -> rings -> workers -> RX loops. Stop order: RX loops stop (each
 closes its ring) -> workers drain their rings, finish their sinks and exit
--> ports stop -> EAL cleanup -> rings removed -> summary.
+-> backend closes (ports, EAL, XDP detached) -> rings removed -> summary.
 
 Runs in the foreground (systemd Type=simple); SIGTERM and SIGINT stop it.
 """
@@ -21,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance import topology
-from appliance.capture.dpdk import Eal, Port, RxQueue, eal_args, stop_all
-from appliance.config import Config, PortConfig
-from appliance.decoder import Decoder, PcapReader
+from appliance.capture.base import NIC_LOSSES, LoopOptions
+from appliance.capture.select import choose_backend
+from appliance.config import Config
+from appliance.decoder import Decoder
 from appliance.errors import ConfigError, LogCasterError
-from appliance.batch import Batch
 from appliance.ring import Ring, default_dirs
 from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
 from appliance.worker import WorkerSpec, percentiles, worker_main
@@ -33,7 +35,6 @@ from appliance.worker import WorkerSpec, percentiles, worker_main
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-IDLE_STOP_MS = 2000             # pcap replay: end when the file went quiet this long
 WORKER_DRAIN_TIMEOUT_S = 120.0
 WORKER_FAST_FAILS = 5           # a worker dying this many times in a row, each within
 WORKER_FAST_FAIL_S = 5.0        # this long of its start, is broken: stop instead of looping
@@ -43,12 +44,11 @@ WORKER_FAST_FAIL_S = 5.0        # this long of its start, is broken: stop instea
 class QueueRun:
     """One RX queue: its ring, decoder, RX loop and worker process."""
 
-    port: Port
-    queue_id: int
+    label: str                          # e.g. "net_pcap0 q0", "veth0 q1"
     index: int                          # position in the plan
     ring: Ring
     decoder: Decoder
-    rx: RxQueue
+    rx: object                          # the backend's RxLoop
     spec: WorkerSpec
     process: multiprocessing.Process | None = None
     conn: object = None
@@ -57,19 +57,6 @@ class QueueRun:
     restarts: int = 0
     started_at: float = 0.0
     fast_fails: int = 0
-
-
-def pcap_packets(path: str) -> int:
-    """Packets in a pcap file (read by the shim at C speed)."""
-    with PcapReader(path) as reader:
-        for _ in reader.batches(Decoder(), Batch(capacity=4096)):
-            pass
-        return reader.packets
-
-
-def _vdev_args(vdev: str) -> dict[str, str]:
-    parts = vdev.split(",")[1:]
-    return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
 
 
 class Supervisor:
@@ -84,31 +71,12 @@ class Supervisor:
         self.queues: list[QueueRun] = []
         self.capture_started: float | None = None
         self.capture_ended: float | None = None
-        self.ports: list[Port] = []
-        self.eal: Eal | None = None
+        self.backend = None
+        self.nic: dict[str, dict] = {}
+        self._ring_final: dict[int, dict] = {}
         self._mp = multiprocessing.get_context("spawn")
 
     # -- planning -----------------------------------------------------------
-
-    def _port_plan(self) -> list[tuple[PortConfig, int]]:
-        """Each port with its stop_after (packets in its pcap, when the run
-        ends at the end of the file), adjusting pools for infinite_rx."""
-        out = []
-        for p in self.cfg.capture.ports:
-            stop_after = 0
-            args = _vdev_args(p.vdev) if p.vdev else {}
-            if "rx_pcap" in args:
-                if not os.path.exists(args["rx_pcap"]):
-                    raise ConfigError(f"capture.ports ({p.name}).vdev: rx_pcap file {args['rx_pcap']!r} does not exist")
-                packets = pcap_packets(args["rx_pcap"])
-                if args.get("infinite_rx") == "1":
-                    if p.extra_mbufs < packets:
-                        # net_pcap loads the whole file into mbufs at start.
-                        p = PortConfig(**{**p.__dict__, "extra_mbufs": packets})
-                elif self.cfg.capture.stop_at_end_of_file:
-                    stop_after = packets
-            out.append((p, stop_after))
-        return out
 
     def _core_plan(self, nqueues: int) -> topology.CorePlan:
         cores = self.cfg.cores
@@ -124,25 +92,16 @@ class Supervisor:
     # -- start ----------------------------------------------------------------
 
     def start(self) -> None:
-        ports = self._port_plan()
-        wanted = sum(p.queues for p, _ in ports)
-        plan = self._core_plan(wanted)
+        self.backend, why = choose_backend(self.cfg)
+        self.echo(f"backend: {self.backend.name} ({why})")
+        plan = self._core_plan(sum(p.queues for p in self.cfg.capture.ports))
         for line in plan.describe().splitlines():
             self.echo(line)
-        main_cpu = plan.worker_cores[0]
-        self.eal = Eal(eal_args(self.cfg, main_cpu, list(plan.rx_cores)))
-        index = 0
-        cap = self.cfg.capture
-        for pcfg, stop_after in ports:
-            if index >= plan.queues:
-                raise ConfigError(f"capture.ports: not enough cores for port {pcfg.name} (plan has {plan.queues} queues)")
-            pcfg = PortConfig(**{**pcfg.__dict__, "queues": min(pcfg.queues, plan.queues - index)})
-            port = Port(self.eal, pcfg, burst=cap.burst)
-            self.ports.append(port)
-            self.echo(port.describe())
-            for q in range(port.info.nb_rxq):
-                self.queues.append(self._queue(port, q, index, plan, stop_after if port.info.nb_rxq == 1 else 0))
-                index += 1
+        labels = self.backend.start(plan)
+        for line in self.backend.describe():
+            self.echo(line)
+        for index, label in enumerate(labels):
+            self.queues.append(self._queue(label, index, plan))
         for qr in self.queues:
             self._spawn(qr)
         self._wait_workers_ready()
@@ -152,9 +111,9 @@ class Supervisor:
         self.echo(f"capturing: {len(self.queues)} queue(s), sinks: "
                   + ", ".join(f"{s.type}{' ' + s.path if s.path else ''}" for s in self.cfg.sinks))
 
-    def _queue(self, port: Port, q: int, index: int, plan: topology.CorePlan, stop_after: int) -> QueueRun:
+    def _queue(self, label: str, index: int, plan: topology.CorePlan) -> QueueRun:
         cap = self.cfg.capture
-        name = f"logcaster-ring-{self.cfg.dpdk.file_prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', port.info.name)}-q{q}"
+        name = f"logcaster-ring-{self.cfg.dpdk.file_prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
         dirs = [self.cfg.ring.dir] if self.cfg.ring.dir else default_dirs()
         for d in dirs:  # a ring left by a crashed run of the same name
             stale = Path(d) / name
@@ -164,14 +123,13 @@ class Supervisor:
         ring = Ring.create_in(name, dirs, nslots=self.cfg.ring.slots, capacity=cap.batch_size,
                               avg_payload=cap.batch_avg_payload, queue_id=index)
         decoder = Decoder(tz_offset_s=cap.tz_offset_s, ports=cap.udp_ports)
-        rx = RxQueue(self.eal, port, q, index + 1, ring.c, decoder.c, burst=cap.burst,
-                     batch_max_delay_us=cap.batch_max_delay_us, batch_size=cap.batch_size,
-                     batch_avg_payload=cap.batch_avg_payload, stop_after=stop_after,
-                     idle_stop_ms=IDLE_STOP_MS if stop_after else 0)
+        options = LoopOptions(burst=cap.burst, batch_max_delay_us=cap.batch_max_delay_us,
+                              batch_size=cap.batch_size, batch_avg_payload=cap.batch_avg_payload)
+        rx = self.backend.rx_loop(index, ring.c, decoder.c, plan.rx_cores[index], options)
         spec = WorkerSpec(queue_id=index, ring_path=str(ring.path), sinks=self.cfg.sinks,
                           cpu=plan.worker_cores[index], run_id=self.run_id,
                           stats_interval_s=min(1.0, self.cfg.stats_interval_s))
-        return QueueRun(port, q, index, ring, decoder, rx, spec)
+        return QueueRun(label, index, ring, decoder, rx, spec)
 
     def _spawn(self, qr: QueueRun) -> None:
         parent, child = self._mp.Pipe(duplex=False)
@@ -213,7 +171,8 @@ class Supervisor:
         self.echo(summary_text(totals, latency, self._port_lines()))
         if self.stats_json:
             Path(self.stats_json).write_text(to_json(totals, latency_us=latency, stop_reason=self.stop_reason,
-                                                     ports=self._port_stats, queues=self._queue_stats()))
+                                                     backend=self.backend.name if self.backend else None,
+                                                     ports=self.nic, queues=self._queue_stats()))
         return totals
 
     def _monitor(self, started: float) -> None:
@@ -278,11 +237,11 @@ class Supervisor:
 
     def _stop(self) -> None:
         self.echo(f"stopping ({self.stop_reason}): RX loops, then draining the rings")
-        stop_all(self.eal)
+        self.backend.stop_all()
         for qr in self.queues:
             qr.rx.wait()
         self.capture_ended = time.monotonic()
-        self._port_stats = {p.info.name: {**p.stats(), "xstats": p.xstats()} for p in self.ports}
+        self.nic = self.backend.nic_stats()
         deadline = time.monotonic() + WORKER_DRAIN_TIMEOUT_S
         while any(qr.process is not None for qr in self.queues):
             if time.monotonic() > deadline:
@@ -295,19 +254,18 @@ class Supervisor:
             if qr.process is not None and qr.process.is_alive():
                 qr.process.terminate()
                 qr.process.join(5)
-        if not hasattr(self, "_port_stats"):
-            self._port_stats = {}
-            for p in self.ports:
+        if self.backend is not None:
+            if self.capture_started is not None and not self.nic:
                 try:
-                    self._port_stats[p.info.name] = p.stats()
+                    self.nic = self.backend.nic_stats()
                 except LogCasterError:
                     pass
-        for p in self.ports:
-            p.close()
-        if self.eal is not None:
-            self.eal.close()
+            self.backend.stop_all()
+            for qr in self.queues:
+                qr.rx.wait()
+            self.backend.close()
+        self._ring_final = {}
         for qr in self.queues:
-            self._ring_final = getattr(self, "_ring_final", {})
             self._ring_final[qr.index] = qr.ring.stats()
             path = qr.ring.path
             qr.ring.close()
@@ -327,7 +285,7 @@ class Supervisor:
 
     def totals(self, seconds: float) -> Totals:
         t = Totals(seconds=seconds)
-        final = getattr(self, "_ring_final", {})
+        final = self._ring_final
         for qr in self.queues:
             rx = qr.rx.stats()
             dec = qr.decoder.counters()
@@ -347,10 +305,9 @@ class Supervisor:
             t.delivered += ring["records_released"] - sink_failed
             t.in_flight += ring["records_published"] - ring["records_released"]
             t.worker_restarts += qr.restarts
-        for stats in getattr(self, "_port_stats", {}).values():
-            t.nic_missed += stats.get("imissed", 0)
-            t.nic_errors += stats.get("ierrors", 0)
-            t.nic_nombuf += stats.get("rx_nombuf", 0)
+        for stats in self.nic.values():
+            for kind in NIC_LOSSES:
+                t.nic[kind] = t.nic.get(kind, 0) + stats.get(kind, 0)
         return t
 
     def _queue_stats(self) -> list[dict]:
@@ -358,7 +315,7 @@ class Supervisor:
         for qr in self.queues:
             rx = qr.rx.stats()
             cycles = rx["cycles_busy"] + rx["cycles_idle"]
-            out.append({"queue": qr.index, "port": qr.port.info.name, "port_queue": qr.queue_id, "rx": rx,
+            out.append({"queue": qr.index, "label": qr.label, "rx": rx,
                         "decoder": qr.decoder.counters(), "restarts": qr.restarts,
                         "rx_busy_fraction": rx["cycles_busy"] / cycles if cycles else 0.0,
                         "workers": self._worker_reports(qr)})
@@ -371,6 +328,6 @@ class Supervisor:
             cycles = rx["cycles_busy"] + rx["cycles_idle"]
             busy = rx["cycles_busy"] / cycles if cycles else 0.0
             per_pkt = rx["cycles_busy"] / rx["tsc_hz"] * 1e9 / rx["packets"] if rx["packets"] and rx["tsc_hz"] else 0
-            lines.append(f"  queue {qr.index} ({qr.port.info.name} q{qr.queue_id}): {rx['packets']:,} packets, "
+            lines.append(f"  queue {qr.index} ({qr.label}): {rx['packets']:,} packets, "
                          f"{rx['batches']:,} batches, RX core {busy:.1%} busy ({per_pkt:.0f} ns/packet busy)")
         return lines

@@ -8,16 +8,20 @@ never the garbage collector.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import mmap
+import os
 from dataclasses import dataclass
 
+from appliance.batch import Batch
+from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config, PortConfig
-from appliance.errors import LogCasterError, ShimError
+from appliance.errors import ConfigError, LogCasterError, ShimError
 
 log = logging.getLogger(__name__)
 
 _ERRLEN = 256
+PCAP_IDLE_STOP_MS = 2000        # pcap replay: end when the file went quiet this long
 
 
 def _shim():
@@ -173,22 +177,18 @@ class Port:
 class RxQueue:
     """The C RX loop of one queue on its lcore, feeding one ring."""
 
-    def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, *, burst: int,
-                 batch_max_delay_us: int, batch_size: int, batch_avg_payload: int, stop_after: int = 0,
-                 idle_stop_ms: int = 0):
+    def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, options: LoopOptions):
         ffi, lib = eal.ffi, eal.lib
         self.lib, self.lcore, self.queue_id, self.port = lib, lcore, queue_id, port
         self.stats_c = ffi.new("struct lc_rxq_stats *")
-        size = lib.lc_batch_size(batch_size, batch_avg_payload)
-        self._scratch_mem = mmap.mmap(-1, size)
-        scratch = ffi.from_buffer(self._scratch_mem)
-        lib.lc_batch_init(scratch, size, batch_size, batch_avg_payload, queue_id)
-        self._keep = (ring, decoder, scratch)
+        # Decoded into while the ring is full, then counted as lost (ring_full).
+        self._scratch = Batch(capacity=options.batch_size, avg_payload=options.batch_avg_payload)
+        self._keep = (ring, decoder)
         self.conf = ffi.new("struct lc_rx_conf *", {
-            "port_id": port.port_id, "queue_id": queue_id, "lcore": lcore, "burst": burst,
-            "batch_max_delay_us": batch_max_delay_us, "stop_after": stop_after, "idle_stop_ms": idle_stop_ms,
-            "ring": ring, "decoder": decoder, "stats": self.stats_c,
-            "scratch": ffi.cast("struct lc_batch_hdr *", scratch),
+            "port_id": port.port_id, "queue_id": queue_id, "lcore": lcore, "burst": options.burst,
+            "batch_max_delay_us": options.batch_max_delay_us, "stop_after": options.stop_after,
+            "idle_stop_ms": options.idle_stop_ms, "ring": ring, "decoder": decoder, "stats": self.stats_c,
+            "scratch": self._scratch.hdr,
         })
         self.started = False
 
@@ -206,11 +206,88 @@ class RxQueue:
         return self.lib.lc_rx_wait(self.lcore) if self.started else 0
 
     def stats(self) -> dict:
-        s = self.stats_c
-        return {name: getattr(s, name) for name in (
-            "packets", "bytes", "batches", "ring_full_batches", "ring_full_records", "multi_seg",
-            "polls_busy", "polls_idle", "cycles_busy", "cycles_idle", "tsc_hz")}
+        return rxq_stats_dict(self.stats_c)
 
 
-def stop_all(eal: Eal) -> None:
-    eal.lib.lc_rx_stop_all()
+def _vdev_args(vdev: str) -> dict[str, str]:
+    parts = vdev.split(",")[1:]
+    return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
+
+
+def pcap_packets(path: str) -> int:
+    """Packets in a pcap file (read by the shim at C speed)."""
+    from appliance.decoder import Decoder, PcapReader
+
+    with PcapReader(path) as reader:
+        for _ in reader.batches(Decoder(), Batch(capacity=4096)):
+            pass
+        return reader.packets
+
+
+class DpdkBackend:
+    """Ports owned by DPDK poll-mode drivers (PCI ports bound to vfio/uio, or vdevs)."""
+
+    name = "dpdk"
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.eal: Eal | None = None
+        self.ports: list[Port] = []
+        self._queues: list[tuple[Port, int, int]] = []   # (port, queue id, stop_after)
+
+    def _port_plan(self) -> list[tuple[PortConfig, int]]:
+        """Each port with its stop_after (packets in its pcap, when the run
+        ends at the end of the file); net_pcap infinite_rx gets a pool that
+        holds the whole file (the PMD loads it into mbufs at start)."""
+        out = []
+        for p in self.cfg.capture.ports:
+            stop_after = 0
+            args = _vdev_args(p.vdev) if p.vdev else {}
+            if "rx_pcap" in args:
+                if not os.path.exists(args["rx_pcap"]):
+                    raise ConfigError(f"capture.ports ({p.name}).vdev: rx_pcap file {args['rx_pcap']!r} does not exist")
+                packets = pcap_packets(args["rx_pcap"])
+                if args.get("infinite_rx") == "1":
+                    if p.extra_mbufs < packets:
+                        p = dataclasses.replace(p, extra_mbufs=packets)
+                elif self.cfg.capture.stop_at_end_of_file:
+                    stop_after = packets
+            out.append((p, stop_after))
+        return out
+
+    def start(self, plan) -> list[str]:
+        ports = self._port_plan()
+        self.eal = Eal(eal_args(self.cfg, plan.worker_cores[0], list(plan.rx_cores)))
+        for pcfg, stop_after in ports:
+            left = plan.queues - len(self._queues)
+            if left <= 0:
+                raise ConfigError(f"capture.ports: no core left for port {pcfg.name} (the plan has {plan.queues} queues)")
+            port = Port(self.eal, dataclasses.replace(pcfg, queues=min(pcfg.queues, left)), burst=self.cfg.capture.burst)
+            self.ports.append(port)
+            for q in range(port.info.nb_rxq):
+                self._queues.append((port, q, stop_after if port.info.nb_rxq == 1 else 0))
+        return [f"{port.info.name} q{q}" for port, q, _ in self._queues]
+
+    def describe(self) -> list[str]:
+        return [p.describe() for p in self.ports]
+
+    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions) -> RxQueue:
+        port, q, stop_after = self._queues[index]
+        if stop_after:
+            options = dataclasses.replace(options, stop_after=stop_after, idle_stop_ms=PCAP_IDLE_STOP_MS)
+        return RxQueue(self.eal, port, q, index + 1, ring, decoder, options)  # lcore i+1 runs on plan.rx_cores[i]
+
+    def stop_all(self) -> None:
+        if self.eal is not None:
+            self.eal.lib.lc_rx_stop_all()
+
+    def nic_stats(self) -> dict[str, dict]:
+        return {p.info.name: {**p.stats(), "xstats": p.xstats()} for p in self.ports}
+
+    def close(self) -> None:
+        for p in self.ports:
+            p.close()
+        self.ports.clear()
+        if self.eal is not None:
+            self.eal.close()
+            self.eal = None

@@ -11,7 +11,7 @@ import sys
 import click
 
 from appliance.cli import exitcodes
-from appliance.errors import ConfigError, InputError, LogCasterError
+from appliance.errors import ConfigError, EnvironmentProblem, InputError, LogCasterError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         click.echo(f"logcaster: {exc}", err=True)
         return exitcodes.INPUT
+    except EnvironmentProblem as exc:
+        click.echo(f"logcaster: {exc}", err=True)
+        return exitcodes.ENVIRONMENT
     except LogCasterError as exc:
         click.echo(f"logcaster: {exc}", err=True)
         return exitcodes.FAILURE
