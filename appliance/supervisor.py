@@ -307,7 +307,8 @@ class Supervisor:
             t.worker_restarts += qr.restarts
         for stats in self.nic.values():
             for kind in NIC_LOSSES:
-                t.nic[kind] = t.nic.get(kind, 0) + stats.get(kind, 0)
+                if kind in stats:  # only the kinds this backend can lose packets to
+                    t.nic[kind] = t.nic.get(kind, 0) + stats[kind]
         return t
 
     def _queue_stats(self) -> list[dict]:

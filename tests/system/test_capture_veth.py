@@ -155,7 +155,7 @@ def test_af_packet_on_veth_delivers_every_datagram_once(veth_link, tmp_path):
     assert stats["records"] == N
     assert stats["delivered"] == N
     assert (stats["ring_full"], stats["sink_failed"], stats["in_flight"]) == (0, 0, 0)
-    assert stats["nic"] == {"imissed": 0, "ierrors": 0, "rx_nombuf": 0, "xdp_redirect_failed": 0, "kernel_drops": 0}
+    assert stats["nic"] == {"imissed": 0, "ierrors": 0, "rx_nombuf": 0}
     assert stats["received"] == N + stats["not_syslog"]
     assert stats["skipped"]["port_filtered"] >= DECOYS
     assert stats["formats"] == {"rfc5424": N // 2, "rfc3164": N // 4, "raw": N // 4}
