@@ -31,6 +31,11 @@ from appliance.sinks.base import BatchView, Sink, SinkError, fsync_dir, hour_spl
 
 log = logging.getLogger(__name__)
 
+# Dictionary encoding pays for columns that repeat (hosts, apps, addresses);
+# for message/raw-like columns it is CPU spent to find it does not (-20 % rows/s).
+DICTIONARY_COLUMNS = ["src_ip", "dst_ip", "src_port", "dst_port", "vlan", "facility", "severity", "format",
+                      "hostname", "app_name", "msgid", "flags"]
+
 SPOOL_DIR = ".spool"
 SPOOL_SUFFIX = ".arrows"
 
@@ -175,7 +180,8 @@ class ParquetSink(Sink):
         final = directory / f"{stem}.parquet"
         tmp = directory / f".{stem}.parquet.tmp"
         compression = None if self.cfg.compression == "none" else self.cfg.compression
-        pq.write_table(table, tmp, row_group_size=self.cfg.row_group_rows, compression=compression)
+        pq.write_table(table, tmp, row_group_size=self.cfg.row_group_rows, compression=compression,
+                       use_dictionary=DICTIONARY_COLUMNS)
         os.replace(tmp, final)
         fsync_dir(directory)
         with self._lock:
