@@ -5,7 +5,10 @@ written straight to the OS, so a batch is safe from a crash of the worker as
 soon as write() returns and its ring slot can be released. When a spool
 rotates (time or size) it is converted, in a background thread, into one
 Parquet file (zstd, large row groups for DuckDB), written under a temporary
-name and renamed when complete, so a reader never sees a partial file.
+name and renamed when complete, so a reader never sees a partial file. One
+converter thread per sink; when it falls MAX_PENDING spools behind, write()
+waits for it, so a sink slower than the traffic fills the ring (counted as
+ring_full) instead of piling up threads and spool files.
 
 A worker that died leaves its spools behind; its replacement converts them
 first (an IPC stream can be read up to the last whole batch) and learns the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 # for message/raw-like columns it is CPU spent to find it does not (-20 % rows/s).
 DICTIONARY_COLUMNS = ["src_ip", "dst_ip", "src_port", "dst_port", "vlan", "facility", "severity", "format",
                       "hostname", "app_name", "msgid", "flags"]
+
+MAX_PENDING = 2                 # spools waiting for the converter before write() waits
 
 SPOOL_DIR = ".spool"
 SPOOL_SUFFIX = ".arrows"
@@ -72,7 +78,8 @@ class ParquetSink(Sink):
         except OSError as exc:
             raise SinkError(f"parquet sink: cannot create {self.spool_dir}", errno=exc.errno) from None
         self._spools: dict[int, _Spool] = {}
-        self._threads: list[threading.Thread] = []
+        self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parquet-q{queue_id}")
+        self._pending: list[Future] = []
         self._done = _Converted()
         self._lock = threading.Lock()
         self.recovered_rows = 0
@@ -127,16 +134,16 @@ class ParquetSink(Sink):
         for spool in list(self._spools.values()):
             if now - spool.opened >= self.cfg.rotate_seconds:
                 self._rotate(spool)
-        self._threads = [t for t in self._threads if t.is_alive()]
+        self._pending = [f for f in self._pending if not f.done()]
 
     def _rotate(self, spool: _Spool) -> None:
         del self._spools[spool.hour]
         spool.writer.close()
         spool.file.close()
-        t = threading.Thread(target=self._convert, args=(spool.path, spool.hour), name=f"parquet-q{self.queue_id}",
-                             daemon=False)
-        t.start()
-        self._threads.append(t)
+        self._pending = [f for f in self._pending if not f.done()]
+        while len(self._pending) >= MAX_PENDING:
+            self._pending.pop(0).result()  # backpressure: the converter is behind
+        self._pending.append(self._converter.submit(self._convert, spool.path, spool.hour))
 
     # -- spool -> parquet -------------------------------------------------
 
@@ -190,9 +197,8 @@ class ParquetSink(Sink):
     def close(self) -> None:
         for spool in list(self._spools.values()):
             self._rotate(spool)
-        for t in self._threads:
-            t.join()
-        self._threads.clear()
+        self._converter.shutdown(wait=True)
+        self._pending.clear()
 
     def stats(self) -> dict:
         with self._lock:
