@@ -492,10 +492,46 @@ static int lc_ready(struct lc_ring_hdr *h, uint64_t index)
     return -1;
 }
 
+/* Before sleeping on the futex, the consumer watches the head this long: a
+ * batch that follows within it is taken without a wake-up (tens of µs of
+ * scheduler latency on a busy core). Bounded, and in C: an idle worker
+ * still sleeps. */
+#define LC_RING_SPIN_NS 20000
+
+static inline void lc_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int lc_spin_ready(struct lc_ring_hdr *h, uint64_t index, int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t limit = timeout_ms >= 0 && timeout_ms * 1000000LL < LC_RING_SPIN_NS ? timeout_ms * 1000000LL
+                                                                                 : LC_RING_SPIN_NS;
+    for (unsigned i = 0;; i++) {
+        int ready = lc_ready(h, index);
+        if (ready >= 0)
+            return ready;
+        for (int k = 0; k < 16; k++)
+            lc_cpu_relax();
+        if ((i & 15) == 15) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) >= limit)
+                return -1;
+        }
+    }
+}
+
 int lc_ring_wait(struct lc_ring *r, uint64_t index, int timeout_ms)
 {
     struct lc_ring_hdr *h = r->hdr;
     int64_t deadline = timeout_ms >= 0 ? lc_now_ms() + timeout_ms : 0;
+    int spun = lc_spin_ready(h, index, timeout_ms);
+    if (spun >= 0)
+        return spun;
     for (;;) {
         int ready = lc_ready(h, index);
         if (ready >= 0)
