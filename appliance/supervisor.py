@@ -59,6 +59,13 @@ class QueueRun:
     fast_fails: int = 0
 
 
+RUN_DIR = Path(os.environ.get("LOGCASTER_RUN_DIR", "/run/logcaster"))
+
+
+def live_stats_path(file_prefix: str) -> Path:
+    return RUN_DIR / f"{file_prefix}.stats.json"
+
+
 class Supervisor:
     def __init__(self, cfg: Config, *, duration: float | None = None, stats_json: str | None = None,
                  echo=print):
@@ -188,7 +195,20 @@ class Supervisor:
             if now - last_line >= self.cfg.stats_interval_s:
                 t = self.totals(self._capture_seconds())
                 self.echo(rate_line(t, prev, now - last_line))
+                self._publish_live(t)
                 prev, last_line = t, now
+
+    def _publish_live(self, t: Totals) -> None:
+        """The counters for `logcaster stats`, replaced atomically each interval."""
+        path = live_stats_path(self.cfg.dpdk.file_prefix)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(to_json(t, pid=os.getpid(), backend=self.backend.name, updated=time.time(),
+                                   latency_us=percentiles(self._latency_counts()), queues=self._queue_stats()))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot publish live stats to %s: %s", path, exc)
 
     def _capture_seconds(self) -> float:
         """How long the RX loops ran: their own busy + idle cycles (every cycle
@@ -265,6 +285,7 @@ class Supervisor:
                 qr.rx.wait()
             self.backend.close()
         self._ring_final = {}
+        live_stats_path(self.cfg.dpdk.file_prefix).unlink(missing_ok=True)
         for qr in self.queues:
             self._ring_final[qr.index] = qr.ring.stats()
             path = qr.ring.path

@@ -21,12 +21,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from appliance.cli import decode_cmd, demo_cmd, hugepages_cmd, query_cmd, run_cmd
+    from appliance.cli import decode_cmd, demo_cmd, hugepages_cmd, query_cmd, run_cmd, stats_cmd
 
     cli.add_command(decode_cmd.decode)
     cli.add_command(demo_cmd.demo)
     cli.add_command(query_cmd.query)
     cli.add_command(hugepages_cmd.hugepages)
+    cli.add_command(stats_cmd.stats)
     cli.add_command(run_cmd.run)
 
 

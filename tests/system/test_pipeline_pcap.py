@@ -7,8 +7,11 @@ counted where it was lost), with the fields `logcaster decode` gives.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import duckdb
@@ -97,8 +100,13 @@ def test_sigterm_mid_stream_exits_0_and_leaves_readable_parquet(tmp_path):
     with Appliance(cfg, tmp_path) as app:
         app.wait_ready()
         time.sleep(2.0)
+        live = subprocess.run([sys.executable, "-m", "appliance.cli.main", "stats", "--json",
+                               "--prefix", cfg["dpdk"]["file_prefix"]], capture_output=True, text=True, timeout=30)
         run = app.stop(signal.SIGTERM)
     assert run.rc == 0, run.stderr
+    assert live.returncode == 0, live.stderr
+    live = json.loads(live.stdout)
+    assert live["pid"] == app.proc.pid and live["backend"] == "dpdk" and live["received"] > 0
     s = run.stats
     assert s["stop_reason"] == "SIGTERM"
     assert s["accounting_ok"] and s["in_flight"] == 0 and s["received"] > 2000
@@ -166,8 +174,6 @@ def test_jsonl_sink_writes_the_decode_json(tmp_path):
     cfg["sinks"] = [{"type": "jsonl", "path": str(tmp_path / "jsonl")}]
     run = run_to_end(cfg, tmp_path)
     assert run.rc == 0, run.stderr
-    import json
-
     live = [json.loads(line) for f in sorted((tmp_path / "jsonl").glob("date=*/hour=*/*.jsonl"))
             for line in f.read_text().splitlines()]
     from appliance.cli.main import main
