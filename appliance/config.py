@@ -62,6 +62,22 @@ class DpdkConfig:
 
 
 @dataclass(frozen=True)
+class AfXdpConfig:
+    xdp_mode: str = "auto"                 # auto (native, else generic) | native | generic
+    zerocopy: str = "auto"                 # auto (zero-copy, else copy) | on | off
+    hugepages: bool = True                 # UMEM on huge pages when free ones exist
+    need_wakeup: bool = True
+    deny: tuple[str, ...] = ()             # source prefixes dropped in XDP (a flooding sender)
+    idle_spin_us: int = 50                 # an idle RX loop spins this long, then sleeps in poll()
+    idle_sleep_ms: int = 10
+
+
+@dataclass(frozen=True)
+class SocketConfig:
+    rcvbuf: int = 32 << 20                 # SO_RCVBUF(FORCE) asked for; the kernel's grant is reported
+
+
+@dataclass(frozen=True)
 class RingConfig:
     dir: str | None = None                 # None: first writable hugetlbfs mount, else /dev/shm
     slots: int = 64
@@ -89,6 +105,8 @@ class Config:
     capture: CaptureConfig
     sinks: tuple[SinkConfig, ...]
     dpdk: DpdkConfig = DpdkConfig()
+    afxdp: AfXdpConfig = AfXdpConfig()
+    socket: SocketConfig = SocketConfig()
     ring: RingConfig = RingConfig()
     cores: CoresConfig = CoresConfig()
     stats_interval_s: float = 5.0
@@ -251,6 +269,38 @@ def _dpdk(data: Any) -> DpdkConfig:
     return d
 
 
+def _afxdp(data: Any) -> AfXdpConfig:
+    import ipaddress
+
+    r = _Reader(data, "afxdp")
+    deny = r.take("deny", [])
+    if not isinstance(deny, list) or not all(isinstance(d, str) for d in deny):
+        raise ConfigError(f"afxdp.deny: {_show(deny)} is not allowed (a list of CIDR prefixes)")
+    for d in deny:
+        try:
+            ipaddress.ip_network(d, strict=False)
+        except ValueError:
+            raise ConfigError(f"afxdp.deny: {d!r} is not allowed (a CIDR prefix such as 192.0.2.0/24)") from None
+    a = AfXdpConfig(
+        xdp_mode=_str(r, "xdp_mode", "auto", choices=("auto", "native", "generic")),
+        zerocopy=_str(r, "zerocopy", "auto", choices=("auto", "on", "off")),
+        hugepages=_bool(r, "hugepages", True),
+        need_wakeup=_bool(r, "need_wakeup", True),
+        deny=tuple(deny),
+        idle_spin_us=_int(r, "idle_spin_us", 50, 0, 1_000_000),
+        idle_sleep_ms=_int(r, "idle_sleep_ms", 10, 1, 1000),
+    )
+    r.done([f.name for f in dataclasses.fields(AfXdpConfig)])
+    return a
+
+
+def _socket(data: Any) -> SocketConfig:
+    r = _Reader(data, "socket")
+    s = SocketConfig(rcvbuf=_size(r, "rcvbuf", 32 << 20))
+    r.done(["rcvbuf"])
+    return s
+
+
 def _ring(data: Any) -> RingConfig:
     r = _Reader(data, "ring")
     slots = _int(r, "slots", 64, 2, 65536)
@@ -296,13 +346,15 @@ def from_dict(data: Any, source: str = "<dict>") -> Config:
         capture=_capture(r.take("capture")),
         sinks=tuple(_sink(s, f"sinks[{i}]") for i, s in enumerate(sinks_raw)),
         dpdk=_dpdk(r.take("dpdk")),
+        afxdp=_afxdp(r.take("afxdp")),
+        socket=_socket(r.take("socket")),
         ring=_ring(r.take("ring")),
         cores=_cores(r.take("cores")),
         stats_interval_s=_float(r, "stats_interval_s", 5.0, 0.1, 3600.0),
         restart_workers=_bool(r, "restart_workers", True),
         source=source,
     )
-    r.done(["capture", "sinks", "dpdk", "ring", "cores", "stats_interval_s", "restart_workers"])
+    r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "stats_interval_s", "restart_workers"])
     return cfg
 
 
@@ -326,5 +378,5 @@ def replace(cfg: Config, **changes: Any) -> Config:
     return dataclasses.replace(cfg, **changes)
 
 
-__all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "RingConfig", "SinkConfig", "CoresConfig",
+__all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig", "SinkConfig", "CoresConfig",
            "load", "from_dict"]

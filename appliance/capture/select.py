@@ -69,7 +69,11 @@ def choose_backend(cfg: Config, sysfs: str = "/sys"):
         if problem is None:
             from appliance.capture.afxdp import AfXdpBackend
 
-            return AfXdpBackend(cfg), f"{', '.join(p.name for p in ports)}: kernel interface(s), BPF allowed"
+            a = cfg.afxdp
+            backend = AfXdpBackend(cfg, xdp_mode=a.xdp_mode, zerocopy=a.zerocopy, hugepages=a.hugepages,
+                                   need_wakeup=a.need_wakeup, deny=a.deny, idle_spin_us=a.idle_spin_us,
+                                   idle_sleep_ms=a.idle_sleep_ms)
+            return backend, f"{', '.join(p.name for p in ports)}: kernel interface(s), BPF allowed"
         if wanted == "afxdp":
             raise EnvironmentProblem(f"capture.backend: afxdp cannot run here: {problem}")
     elif wanted == "afxdp":

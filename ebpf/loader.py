@@ -1,0 +1,523 @@
+"""The XDP program (ebpf/xdp_syslog.c) seen from Python: compile and load it
+with bcc, fill its maps from the config, attach it to one interface, read its
+per-CPU counters, detach it.
+
+    with XdpProgram("veth0", [514]) as prog:      # native mode when the driver can
+        fd = prog.xsks_map_fd                      # for the AF_XDP sockets (dpdk_shim._xsk)
+        ...
+        prog.counters()                            # once per stats interval, not per packet
+
+Attaching goes through libbpf (bpf_xdp_attach, loaded with ctypes) so every
+failure carries its errno, and always with XDP_FLAGS_UPDATE_IF_NOEXIST: a
+program already on the interface is never replaced by accident. A program
+of ours (named PROG_NAME) left behind by a run that crashed is detached first
+(and said so in `replaced`); anyone else's program is left alone and the
+attach refused (XdpError, EBUSY). Attached programs get close() and a
+context manager, never the garbage collector.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import logging
+import os
+import resource
+import socket
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.errors import LogCasterError
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("xdp_syslog.c")
+PROG_NAME = "lc_xdp_syslog"          # the function in xdp_syslog.c; how we recognise our program
+COUNTERS = ("seen", "redirected", "passed", "redirect_failed", "denied", "frag_passed")
+MAX_PORTS = 16                       # capture.udp_ports holds at most 16 (config.py)
+DENY_MAX = 1024                      # prefixes per address family
+MIN_XSKS = 64                        # XSKMAP entries at least (index = RX queue)
+MODES = ("auto", "native", "generic")
+_CFG_DENY_ENABLED = 0
+
+# linux/if_link.h
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+_MODE_FLAGS = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE, "offload": XDP_FLAGS_HW_MODE}
+
+# linux/capability.h
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
+
+
+class XdpError(LogCasterError):
+    """Loading, attaching or detaching the XDP program failed."""
+
+
+# ---- libbpf through ctypes: attach/detach/query with errno ------------------------
+
+class _AttachOpts(ctypes.Structure):          # struct bpf_xdp_attach_opts
+    _fields_ = [("sz", ctypes.c_size_t), ("old_prog_fd", ctypes.c_int), ("_pad", ctypes.c_int)]
+
+
+class _ProgInfo(ctypes.Structure):            # the head of struct bpf_prog_info, up to `name`
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
+                ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
+                ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
+                ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32),
+                ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64), ("name", ctypes.c_char * 16)]
+
+
+class TestRunOpts(ctypes.Structure):          # struct bpf_test_run_opts (libbpf 1.x)
+    _fields_ = [("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("ctx_in", ctypes.c_void_p), ("ctx_out", ctypes.c_void_p),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32)]
+
+
+_libbpf = None
+
+
+def libbpf() -> ctypes.CDLL:
+    """libbpf.so.1 (its functions return -errno)."""
+    global _libbpf
+    if _libbpf is None:
+        try:
+            lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+        except OSError as exc:
+            raise XdpError(f"libbpf is not installed ({exc}): apt-get install libbpf1 / run `make setup`") from None
+        lib.bpf_xdp_attach.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.POINTER(_AttachOpts)]
+        lib.bpf_xdp_detach.argtypes = [ctypes.c_int, ctypes.c_uint32, ctypes.POINTER(_AttachOpts)]
+        lib.bpf_xdp_query_id.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint32)]
+        lib.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
+        lib.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+        lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(TestRunOpts)]
+        _libbpf = lib
+    return _libbpf
+
+
+@dataclass(frozen=True)
+class Attached:
+    """An XDP program attached to an interface."""
+
+    prog_id: int
+    name: str
+    mode: str                     # native | generic | offload
+
+    @property
+    def ours(self) -> bool:
+        return self.name == PROG_NAME
+
+
+def prog_name(prog_id: int) -> str:
+    """The name of a loaded BPF program ('' if it is gone)."""
+    lib = libbpf()
+    fd = lib.bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        return ""
+    try:
+        info = _ProgInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        if lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) < 0:
+            return ""
+        return info.name.decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+def attached_programs(ifindex: int) -> list[Attached]:
+    """XDP programs attached to an interface, one per attach mode in use."""
+    lib = libbpf()
+    out = []
+    for mode, flag in _MODE_FLAGS.items():
+        pid = ctypes.c_uint32(0)
+        rc = lib.bpf_xdp_query_id(ifindex, flag, ctypes.byref(pid))
+        if rc < 0:
+            raise XdpError(f"querying the XDP program of interface {ifindex}", errno=-rc)
+        if pid.value:
+            out.append(Attached(pid.value, prog_name(pid.value), mode))
+    return out
+
+
+def detach(ifindex: int, prog: Attached) -> None:
+    """Detach `prog` if it is still the one attached (XDP_FLAGS_REPLACE with
+    its fd: a program attached meanwhile by someone else stays)."""
+    lib = libbpf()
+    fd = lib.bpf_prog_get_fd_by_id(prog.prog_id)
+    if fd < 0:
+        return                                  # gone already
+    try:
+        opts = _AttachOpts(ctypes.sizeof(_AttachOpts), fd, 0)
+        rc = lib.bpf_xdp_detach(ifindex, _MODE_FLAGS[prog.mode], ctypes.byref(opts))
+        if rc < 0 and -rc not in (errno.ENODEV, errno.EEXIST):
+            raise XdpError(f"detaching XDP program {prog.name} (id {prog.prog_id}, {prog.mode})", errno=-rc)
+    finally:
+        os.close(fd)
+
+
+def test_run(prog_fd: int, frame: bytes) -> int:
+    """Run the program once over `frame` (BPF_PROG_TEST_RUN); the XDP action."""
+    buf = ctypes.create_string_buffer(bytes(frame), len(frame))
+    out = ctypes.create_string_buffer(len(frame) + 256)
+    opts = TestRunOpts(sz=ctypes.sizeof(TestRunOpts), data_in=ctypes.cast(buf, ctypes.c_void_p),
+                       data_out=ctypes.cast(out, ctypes.c_void_p), data_size_in=len(frame),
+                       data_size_out=len(out), repeat=1)
+    rc = libbpf().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
+    if rc < 0:
+        raise XdpError("BPF_PROG_TEST_RUN", errno=-rc)
+    return opts.retval
+
+
+# ---- privileges and limits -------------------------------------------------------
+
+def effective_caps() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def check_privileges(what: str = "loading an XDP program") -> None:
+    """CAP_NET_ADMIN plus CAP_BPF (or CAP_SYS_ADMIN), else XdpError(EPERM)."""
+    caps = effective_caps()
+    missing = []
+    if not caps & (1 << CAP_NET_ADMIN):
+        missing.append("CAP_NET_ADMIN")
+    if not caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)):
+        missing.append("CAP_BPF (or CAP_SYS_ADMIN)")
+    if missing:
+        raise XdpError(f"{what} needs {' and '.join(missing)}: run as root or grant the capabilities "
+                       f"(systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_BPF CAP_PERFMON CAP_IPC_LOCK)",
+                       errno=errno.EPERM)
+
+
+def raise_memlock() -> str:
+    """RLIMIT_MEMLOCK up to unlimited (or the hard limit): UMEM pages are
+    locked, and kernels before 5.11 charge BPF maps to it too. Returns the
+    limit now in force, for messages."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    for want in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (hard, hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, want)
+            break
+        except (ValueError, OSError):
+            continue
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} KiB"
+
+
+def kernel_headers_present() -> bool:
+    release = os.uname().release
+    return (Path(f"/lib/modules/{release}/build").exists() or Path("/sys/kernel/kheaders.tar.xz").exists())
+
+
+def ifindex_of(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise XdpError(f"interface {ifname}: no such interface (in this network namespace)",
+                       errno=errno.ENODEV) from None
+
+
+def rx_queue_count(ifname: str) -> int:
+    """RX queues of an interface (sysfs of the current network namespace)."""
+    try:
+        return sum(1 for e in os.listdir(f"/sys/class/net/{ifname}/queues") if e.startswith("rx-"))
+    except OSError:
+        return 1
+
+
+# ---- the program ---------------------------------------------------------------------
+
+def _deny_networks(deny: Iterable[str]) -> tuple[list, list]:
+    v4, v6 = [], []
+    for text in deny:
+        try:
+            net = ipaddress.ip_network(str(text), strict=False)
+        except ValueError as exc:
+            raise XdpError(f"deny list: {text!r} is not an IP prefix ({exc})", errno=errno.EINVAL) from None
+        (v4 if net.version == 4 else v6).append(net)
+    if len(v4) > DENY_MAX or len(v6) > DENY_MAX:
+        raise XdpError(f"deny list: at most {DENY_MAX} prefixes per address family", errno=errno.EINVAL)
+    return v4, v6
+
+
+def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_queues: int = MIN_XSKS):
+    """Compile and load xdp_syslog.c with bcc and fill its maps; returns
+    (bpf, function). Not attached anywhere (see XdpProgram)."""
+    ports = list(dict.fromkeys(int(p) for p in udp_ports))
+    if not ports:
+        raise XdpError("no UDP port to redirect: give at least one (e.g. 514)", errno=errno.EINVAL)
+    if len(ports) > MAX_PORTS or not all(1 <= p <= 65535 for p in ports):
+        raise XdpError(f"UDP ports {ports}: 1 to {MAX_PORTS} ports from 1 to 65535", errno=errno.EINVAL)
+    v4, v6 = _deny_networks(deny)
+    try:
+        from bcc import BPF
+    except ImportError as exc:
+        raise XdpError(f"bcc is not importable ({exc}): apt-get install python3-bpfcc "
+                       "(and create the venv with --system-site-packages) / run `make setup`") from None
+    check_privileges()
+    raise_memlock()
+    if not kernel_headers_present():
+        raise XdpError(f"bcc needs the kernel headers of {os.uname().release}: apt-get install "
+                       f"linux-headers-{os.uname().release} / run `make setup`", errno=errno.ENOENT)
+    cflags = [f"-DLC_MAX_QUEUES={max(MIN_XSKS, max_queues)}", f"-DLC_MAX_PORTS={MAX_PORTS}",
+              f"-DLC_DENY_MAX={DENY_MAX}", "-Wno-unused-function"]
+    try:
+        bpf = BPF(src_file=str(SOURCE).encode(), cflags=cflags)
+    except Exception as exc:  # bcc raises bare Exception
+        raise XdpError(f"compiling {SOURCE.name} with bcc failed ({exc}); if bcc complained about kernel "
+                       f"headers: apt-get install linux-headers-{os.uname().release} / run `make setup`") from None
+    try:
+        fn = bpf.load_func(PROG_NAME.encode(), BPF.XDP)
+    except Exception as exc:
+        text = str(exc)
+        code = errno.EPERM if ("Operation not permitted" in text or "Permission denied" in text) else None
+        bpf.cleanup()
+        raise XdpError(f"loading {PROG_NAME} into the kernel failed ({text})", errno=code) from None
+    try:
+        set_ports(bpf, ports)
+        set_deny(bpf, v4, v6)
+    except BaseException:
+        bpf.cleanup()
+        raise
+    return bpf, fn
+
+
+def set_ports(bpf, ports: list[int], old: Iterable[int] = ()) -> None:
+    table = bpf[b"ports"]
+    for p in old:
+        table[table.Key(p)] = table.Leaf(0)
+    for i, p in enumerate(ports):
+        table[table.Key(p)] = table.Leaf(i + 1)
+
+
+def set_deny(bpf, v4: list, v6: list) -> None:
+    """Replace the deny list (prefixes of ipaddress networks); off when empty."""
+    for name, nets, width in (("deny_v4", v4, 4), ("deny_v6", v6, 16)):
+        table = bpf[name.encode()]
+        table.clear()
+        for net in nets:
+            key = table.Key()
+            key.prefixlen = net.prefixlen
+            key.addr = (ctypes.c_ubyte * width)(*net.network_address.packed)
+            table[key] = table.Leaf(1)
+    cfg = bpf[b"config"]
+    cfg[cfg.Key(_CFG_DENY_ENABLED)] = cfg.Leaf(1 if (v4 or v6) else 0)
+
+
+def read_counters(bpf, ports: list[int]) -> dict:
+    """Per-CPU counters summed, and per-port hits {port: n}."""
+    c = bpf[b"counters"]
+    out = {name: int(c.sum(c.Key(i)).value) for i, name in enumerate(COUNTERS)}
+    h = bpf[b"port_hits"]
+    out["port_hits"] = {p: int(h.sum(h.Key(i)).value) for i, p in enumerate(ports)}
+    return out
+
+
+LOCK_DIR = "/run/logcaster"
+
+
+class _InterfaceLock:
+    """flock on a file per (network namespace, interface) while a program of
+    ours is attached: a program named like ours whose lock is free was left
+    by a process that died; one whose lock is held belongs to a live LogCaster
+    (refused, EBUSY). The kernel drops the lock when its holder dies; the
+    holder removes the file when it is done."""
+
+    def __init__(self, ifname: str, ifindex: int):
+        try:
+            netns = os.stat("/proc/self/ns/net").st_ino
+        except OSError:
+            netns = 0
+        directory = LOCK_DIR if _writable_dir(LOCK_DIR) else tempfile.gettempdir()
+        self.path = os.path.join(directory, f"xdp-{netns}-{ifindex}.lock")
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(self.fd)
+                raise XdpError(f"interface {ifname}: another LogCaster (pid {holder}) is capturing on it "
+                               f"(lock {self.path})", errno=errno.EBUSY) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    break                   # locked the file that is there, not one just removed
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.unlink(self.path)        # still locked: nobody else holds this inode
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _writable_dir(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
+class XdpProgram:
+    """xdp_syslog.c attached to one interface (of the current network namespace).
+
+    mode: "auto" (native when the driver supports it, else generic), "native"
+    or "generic". `mode` afterwards says which one is in use, `fallback` why
+    auto fell back, `replaced` which stale program of ours was removed.
+    attach=False loads and fills the maps but attaches only on attach().
+    """
+
+    def __init__(self, ifname: str, udp_ports: Iterable[int], *, mode: str = "auto", deny: Iterable[str] = (),
+                 attach: bool = True):
+        if mode not in MODES:
+            raise XdpError(f"XDP mode {mode!r}: one of {', '.join(MODES)}", errno=errno.EINVAL)
+        self.ifname = ifname
+        self.ifindex = ifindex_of(ifname)
+        self.ports = list(dict.fromkeys(int(p) for p in udp_ports))
+        self.deny = tuple(str(d) for d in deny)
+        self.requested_mode = mode
+        self.mode: str | None = None
+        self.fallback: str | None = None
+        self.replaced: Attached | None = None
+        self.prog_id = 0
+        self._attached = False
+        self.rx_queues = rx_queue_count(ifname)
+        self.bpf = None
+        self._lock = None
+        check_privileges()
+        self._lock = _InterfaceLock(self.ifname, self.ifindex)
+        try:
+            self._check_foreign()
+            self.bpf, self.fn = compile_program(self.ports, deny=self.deny, max_queues=self.rx_queues)
+            if attach:
+                self.attach()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- attach / detach -----------------------------------------------------------
+
+    def _check_foreign(self) -> None:
+        for prog in attached_programs(self.ifindex):
+            if not prog.ours:
+                raise XdpError(
+                    f"interface {self.ifname} already has XDP program {prog.name or '?'!r} (id {prog.prog_id}, "
+                    f"{prog.mode} mode) that is not LogCaster's; not stacking on it nor removing it: detach it "
+                    f"yourself (ip link set dev {self.ifname} xdp off) or capture on another interface",
+                    errno=errno.EBUSY)
+
+    def _remove_stale(self) -> None:
+        """Ours by name, and no live LogCaster holds the interface's lock: a
+        crashed run left it. Detach it (the caller attaches the new one)."""
+        self._check_foreign()
+        for prog in attached_programs(self.ifindex):
+            log.warning("%s: detaching a stale %s (id %d, %s mode) left by an earlier run", self.ifname,
+                        prog.name, prog.prog_id, prog.mode)
+            detach(self.ifindex, prog)
+            self.replaced = prog
+
+    def _attach_flags(self, mode: str) -> int:
+        rc = libbpf().bpf_xdp_attach(self.ifindex, self.fn.fd, XDP_FLAGS_UPDATE_IF_NOEXIST | _MODE_FLAGS[mode], None)
+        return rc
+
+    def attach(self) -> None:
+        """Remove a stale program of ours, then attach (native first in auto
+        mode). With attach=False at construction, call this once the AF_XDP
+        sockets are in xsks_map, so no datagram meets an empty queue."""
+        if self._attached:
+            return
+        self._remove_stale()
+        modes = ["native", "generic"] if self.requested_mode == "auto" else [self.requested_mode]
+        for mode in modes:
+            rc = self._attach_flags(mode)
+            if rc == 0:
+                self.mode = mode
+                self._attached = True
+                break
+            if -rc == errno.EBUSY or -rc == errno.EEXIST:
+                raise XdpError(f"attaching {PROG_NAME} to {self.ifname}: another XDP program got there first",
+                               errno=-rc)
+            if -rc == errno.EPERM:
+                raise XdpError(f"attaching {PROG_NAME} to {self.ifname} (needs CAP_NET_ADMIN)", errno=-rc)
+            if mode == "native" and self.requested_mode == "auto":
+                self.fallback = f"native mode refused: {os.strerror(-rc)}"
+                log.info("%s: %s; using generic (SKB) mode", self.ifname, self.fallback)
+                continue
+            raise XdpError(f"attaching {PROG_NAME} to {self.ifname} in {mode} mode", errno=-rc)
+        for prog in attached_programs(self.ifindex):
+            if prog.ours and prog.mode == self.mode:
+                self.prog_id = prog.prog_id
+
+    def close(self) -> None:
+        """Detach (only if our program is still the one attached), unload,
+        give the interface lock back."""
+        if self.bpf is None:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            return
+        try:
+            if self._attached:
+                try:
+                    ifindex = socket.if_nametoindex(self.ifname)
+                except OSError:
+                    ifindex = 0                     # the interface is gone, and the program with it
+                if ifindex:
+                    for prog in attached_programs(ifindex):
+                        if prog.prog_id == self.prog_id:
+                            detach(ifindex, prog)
+        finally:
+            self.bpf.cleanup()
+            self.bpf = None
+            self._attached = False
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "XdpProgram":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- maps -----------------------------------------------------------------------
+
+    @property
+    def xsks_map_fd(self) -> int:
+        return self.bpf[b"xsks_map"].map_fd
+
+    def counters(self) -> dict:
+        """Summed per-CPU counters: seen, redirected, passed, redirect_failed,
+        denied, frag_passed, and port_hits {port: datagrams}."""
+        return read_counters(self.bpf, self.ports)
+
+    def set_deny(self, deny: Iterable[str]) -> None:
+        v4, v6 = _deny_networks(deny)
+        set_deny(self.bpf, v4, v6)
+        self.deny = tuple(str(d) for d in deny)
+
+    def describe(self) -> str:
+        how = f"{self.mode} mode" + (f" ({self.fallback})" if self.fallback else "")
+        deny = f"deny list {len(self.deny)} prefixes" if self.deny else "deny list off"
+        text = (f"XDP {PROG_NAME} (id {self.prog_id}) on {self.ifname}: {how}, UDP ports "
+                f"{', '.join(map(str, self.ports))} -> AF_XDP, {deny}")
+        if self.replaced:
+            text += f"; replaced a stale {self.replaced.name} (id {self.replaced.prog_id})"
+        return text
