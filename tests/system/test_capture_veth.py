@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -183,3 +184,34 @@ def test_veth_capture_delivers_every_datagram_once(veth_link, tmp_path, backend,
         assert stats["ports"][veth_link.capture_if]["xdp_redirected"] == N
     assert stats["received"] == N + stats["not_syslog"]
     assert stats["formats"] == {"rfc5424": N // 2, "rfc3164": N // 4, "raw": N // 4}
+
+
+def test_afxdp_after_sigkill_the_next_start_replaces_the_stale_program(veth_link, tmp_path):
+    """A capture process killed with SIGKILL leaves its XDP program attached;
+    the next start finds it (ours, by name), replaces it, and captures again."""
+    sink = tmp_path / "sink"
+    cfg = _backend_config("afxdp", veth_link, sink, prefix=f"lcstale-{os.getpid()}")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir(), second_dir.mkdir()
+    with Appliance(cfg, first_dir, ns=veth_link.capture_ns) as first:
+        first.wait_ready()
+        os.kill(first.proc.pid, signal.SIGKILL)
+        assert first.proc.wait(30) == -signal.SIGKILL
+        assert "xdp" in link_info(veth_link.capture_if, veth_link.capture_ns)  # left behind
+
+    plan = [(4, 5514, p) for p in syslog_payloads(200)]
+    plan_file = tmp_path / "plan.jsonl"
+    plan_file.write_text("".join(json.dumps([f, d, p.hex()]) + "\n" for f, d, p in plan))
+    with Appliance(cfg, second_dir, ns=veth_link.capture_ns) as second:
+        second.wait_ready()
+        sender = subprocess.run(
+            ["ip", "netns", "exec", veth_link.sender_ns, sys.executable, "-c", SENDER, str(plan_file),
+             SENDER_V4, str(SPORT_V4), SENDER_V6, str(SPORT_V6), CAPTURE_V6, CAPTURE_V4],
+            capture_output=True, text=True, timeout=60)
+        assert sender.returncode == 0, sender.stderr
+        second.wait_delivered(len(plan), timeout=20)
+        assert second.stop() == 0, second.output
+    assert "replaced a stale lc_xdp_syslog" in second.output
+    stats = second.stats()
+    assert stats["delivered"] == len(plan) and stats["accounting_ok"]
+    assert "xdp" not in link_info(veth_link.capture_if, veth_link.capture_ns)  # detached on exit
