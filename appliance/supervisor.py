@@ -352,4 +352,9 @@ class Supervisor:
             per_pkt = rx["cycles_busy"] / rx["tsc_hz"] * 1e9 / rx["packets"] if rx["packets"] and rx["tsc_hz"] else 0
             lines.append(f"  queue {qr.index} ({qr.label}): {rx['packets']:,} packets, "
                          f"{rx['batches']:,} batches, RX core {busy:.1%} busy ({per_pkt:.0f} ns/packet busy)")
+        for name, stats in self.nic.items():
+            # The backend's own counters (NIC, XDP program, sockets): flat numbers and words only.
+            flat = {k: v for k, v in stats.items() if isinstance(v, (int, str)) and not isinstance(v, bool)}
+            lines.append(f"  {self.backend.name} {name}: "
+                         + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in flat.items()))
         return lines
