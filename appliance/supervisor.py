@@ -24,7 +24,7 @@ from pathlib import Path
 
 from appliance import topology
 from appliance.capture.base import NIC_LOSSES, LoopOptions
-from appliance.capture.select import choose_backend
+from appliance.capture.select import PCI_ADDR, choose_backend
 from appliance.config import Config
 from appliance.decoder import Decoder
 from appliance.errors import ConfigError, LogCasterError
@@ -92,9 +92,15 @@ class Supervisor:
                 raise ConfigError(f"cores: {nqueues} RX queues need {nqueues} rx and worker cores")
             workers = cores.workers or tuple(c for c in sorted(os.sched_getaffinity(0)) if c not in cores.rx)[:1] * nqueues
             return topology.CorePlan(tuple(cores.rx[:nqueues]), tuple(workers[:nqueues]), 0, (), 0, nqueues)
-        first = self.cfg.capture.ports[0]
-        node = 0 if first.vdev else topology.nic_locality(first.name)
-        return topology.plan_cores(topology.discover(), node, nqueues)
+        return topology.plan_cores(topology.discover(), self._port_node(), nqueues)
+
+    def _port_node(self):
+        """NUMA locality of the first port: a PCI device or a kernel interface
+        has one; a DPDK vdev or a socket address does not (node 0)."""
+        name = self.cfg.capture.ports[0].name
+        if self.cfg.capture.ports[0].vdev is None and (PCI_ADDR.match(name) or Path(f"/sys/class/net/{name}").exists()):
+            return topology.nic_locality(name)
+        return 0
 
     # -- start ----------------------------------------------------------------
 

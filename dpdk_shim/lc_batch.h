@@ -51,7 +51,7 @@ enum lc_col_kind {
 
 /* Record flags: bit set in the `flags` column. Documented in docs/FLAGS.md. */
 #define LC_F_BAD_PRI        0x0001  /* PRI missing, not digits, > 191 or unterminated */
-#define LC_F_TRUNCATED      0x0002  /* IP/UDP length claims more bytes than captured */
+#define LC_F_TRUNCATED      0x0002  /* IP/UDP length claims more than captured (socket: datagram > buffer) */
 #define LC_F_BAD_UTF8       0x0004  /* invalid UTF-8 in MSG, replaced with U+FFFD */
 #define LC_F_BAD_TIMESTAMP  0x0008  /* a timestamp field is present but invalid */
 #define LC_F_FRAGMENT       0x0010  /* IP fragment: first decoded, others kept raw */

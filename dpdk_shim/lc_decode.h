@@ -35,6 +35,19 @@ struct lc_decoder {
 int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
                     const uint8_t *frame, uint32_t caplen, int64_t rx_ns);
 
+/* Decode one UDP datagram taken from a socket (no link, IP or UDP header)
+ * into the next row of `b`. `src` and `dst` point at a struct sockaddr_in
+ * or sockaddr_in6 (its family field says which); an IPv4-mapped IPv6
+ * address (dual-stack socket) is written as IPv4 text. `dst` may be NULL
+ * (dst_ip "", dst_port 0). payload[0..len) is what was received; net_flags
+ * are LC_F_* bits the caller found (LC_F_TRUNCATED when MSG_TRUNC said the
+ * datagram was larger than the buffer). vlan is 0. Same contract as
+ * lc_decode_frame: 1 record written, 0 destination port filtered (counted),
+ * -ENOSPC if `b` lacks room (nothing written, nothing counted),
+ * -EAFNOSUPPORT for a family other than AF_INET/AF_INET6. */
+int lc_decode_datagram(struct lc_decoder *d, struct lc_batch_hdr *b, const void *src, const void *dst,
+                       const uint8_t *payload, uint32_t len, uint16_t net_flags, int64_t rx_ns);
+
 /* Offline reader: pcap and pcapng through libpcap. */
 struct lc_pcap;
 int lc_pcap_open(const char *path, struct lc_pcap **out, char *err, uint32_t errlen);

@@ -82,4 +82,4 @@ def choose_backend(cfg: Config, sysfs: str = "/sys"):
     from appliance.capture.sockets import SocketBackend
 
     why = "forced in the config" if wanted == "socket" else "neither DPDK nor XDP can take these ports here"
-    return SocketBackend(cfg), why
+    return SocketBackend(cfg, rcvbuf=cfg.socket.rcvbuf), why

@@ -27,6 +27,7 @@
 #include "../lc_decode.h"
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
+#include "ip_text.h"
 
 #define LC_ETH_HLEN 14u
 #define LC_SLL_HLEN 16u
@@ -55,100 +56,6 @@
 #define LC_IP4_OFFMASK 0x1fff
 
 static inline uint16_t lc_rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-
-/* ---- address text ------------------------------------------------------ */
-
-static inline uint32_t lc_fmt_u8(char *o, uint8_t v)
-{
-    if (v >= 100) {
-        o[0] = (char)('0' + v / 100);
-        o[1] = (char)('0' + (v / 10) % 10);
-        o[2] = (char)('0' + v % 10);
-        return 3;
-    }
-    if (v >= 10) {
-        o[0] = (char)('0' + v / 10);
-        o[1] = (char)('0' + v % 10);
-        return 2;
-    }
-    o[0] = (char)('0' + v);
-    return 1;
-}
-
-static inline uint32_t lc_fmt_ip4(char *o, const uint8_t *a)
-{
-    uint32_t n = lc_fmt_u8(o, a[0]);
-    for (int i = 1; i < 4; i++) {
-        o[n++] = '.';
-        n += lc_fmt_u8(o + n, a[i]);
-    }
-    return n;
-}
-
-static inline uint32_t lc_fmt_hex16(char *o, uint16_t v)
-{
-    static const char hex[] = "0123456789abcdef";
-    uint32_t n = 0;
-    int shift = 12;
-    while (shift > 0 && ((v >> shift) & 0xf) == 0)
-        shift -= 4;
-    for (; shift >= 0; shift -= 4)
-        o[n++] = hex[(v >> shift) & 0xf];
-    return n;
-}
-
-/* RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero
- * groups as "::" (the first on ties), ::ffff:a.b.c.d for IPv4-mapped. */
-static uint32_t lc_fmt_ip6(char *o, const uint8_t *a)
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-        memcpy(o, "::ffff:", 7);
-        return 7 + lc_fmt_ip4(o + 7, a + 12);
-    }
-    uint16_t g[8];
-    int best = -1, best_len = 0, cur = -1, cur_len = 0;
-    for (int i = 0; i < 8; i++) {
-        g[i] = lc_rd16(a + 2 * i);
-        if (g[i] == 0) {
-            if (cur < 0) {
-                cur = i;
-                cur_len = 0;
-            }
-            if (++cur_len > best_len) {
-                best = cur;
-                best_len = cur_len;
-            }
-        } else {
-            cur = -1;
-        }
-    }
-    if (best_len < 2)
-        best = -1;
-    uint32_t n = 0;
-    int sep = 0;
-    for (int i = 0; i < 8;) {
-        if (i == best) {
-            o[n++] = ':';
-            o[n++] = ':';
-            i += best_len;
-            sep = 0;
-            continue;
-        }
-        if (sep)
-            o[n++] = ':';
-        n += lc_fmt_hex16(o + n, g[i]);
-        sep = 1;
-        i++;
-    }
-    return n;
-}
-
-static inline void lc_put_ip(struct lc_batch_hdr *b, int col, uint32_t row, int v6, const uint8_t *a)
-{
-    char *o = (char *)lc_str_reserve(b, col);
-    lc_str_commit(b, col, row, v6 ? lc_fmt_ip6(o, a) : lc_fmt_ip4(o, a));
-}
 
 /* ---- non-first fragments: kept as raw records -------------------------- */
 

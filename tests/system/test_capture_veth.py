@@ -114,6 +114,8 @@ def _backend_config(backend: str, link: Link, sink, prefix: str) -> dict:
         vdev_index = os.getpid() % 1000
         port = {"name": f"net_af_packet{vdev_index}",
                 "vdev": f"net_af_packet{vdev_index},iface={link.capture_if},qpairs=1"}
+    elif backend == "socket":  # a dual-stack UDP socket on the capture side
+        port = {"name": "::"}
     else:  # afxdp / auto: the kernel interface itself
         port = {"name": link.capture_if}
     cfg = dpdk_config(port, sink, file_prefix=prefix)
@@ -121,12 +123,14 @@ def _backend_config(backend: str, link: Link, sink, prefix: str) -> dict:
     return cfg
 
 
-@pytest.mark.parametrize("backend, runs", [("dpdk", "dpdk"), ("afxdp", "afxdp"), ("auto", "afxdp")],
-                         ids=["dpdk-af_packet", "afxdp", "auto-picks-afxdp"])
+@pytest.mark.parametrize("backend, runs", [("dpdk", "dpdk"), ("afxdp", "afxdp"), ("auto", "afxdp"),
+                                          ("socket", "socket")],
+                         ids=["dpdk-af_packet", "afxdp", "auto-picks-afxdp", "socket"])
 def test_veth_capture_delivers_every_datagram_once(veth_link, tmp_path, backend, runs):
-    """net_af_packet (DPDK) or AF_XDP on the capture veth: every datagram sent
-    from the other namespace lands once, with the fields `decode` gives; for
-    AF_XDP the interface keeps working for everything else meanwhile."""
+    """net_af_packet (DPDK), AF_XDP or the kernel-socket loop on the capture
+    side: every datagram sent from the other namespace lands once, with the
+    fields `decode` gives; for AF_XDP the interface keeps working for
+    everything else meanwhile."""
     plan = _plan()
     plan_file = tmp_path / "plan.jsonl"
     plan_file.write_text("".join(json.dumps([f, d, p.hex()]) + "\n" for f, d, p in plan))
@@ -154,7 +158,7 @@ def test_veth_capture_delivers_every_datagram_once(veth_link, tmp_path, backend,
     context = f"\nappliance output:\n{app.output}\ncapture side after sending:\n{capture_if_after}"
     assert rc == 0, context
     assert f"backend: {runs} (" in app.output
-    if runs == "afxdp":
+    if runs != "dpdk":
         assert ping.returncode == 0, f"ping across the veth failed while capturing: {ping.stdout}{ping.stderr}"
 
     records = read_jsonl_sink(sink)
@@ -179,9 +183,12 @@ def test_veth_capture_delivers_every_datagram_once(veth_link, tmp_path, backend,
     if runs == "dpdk":
         assert stats["nic"] == {"imissed": 0, "ierrors": 0, "rx_nombuf": 0}
         assert stats["skipped"]["port_filtered"] >= DECOYS
-    else:  # the XDP program passed the decoys to the kernel: they never reach the loop
+    elif runs == "afxdp":  # the XDP program passed the decoys to the kernel: they never reach the loop
         assert stats["nic"] == {"xdp_redirect_failed": 0, "kernel_drops": 0}
         assert stats["ports"][veth_link.capture_if]["xdp_redirected"] == N
+    else:  # the socket takes only its port: the decoys never reach it
+        assert stats["nic"] == {"kernel_drops": 0}
+        assert stats["not_syslog"] == 0
     assert stats["received"] == N + stats["not_syslog"]
     assert stats["formats"] == {"rfc5424": N // 2, "rfc3164": N // 4, "raw": N // 4}
 
