@@ -242,7 +242,7 @@ def _capture(data: Any) -> CaptureConfig:
     if len(c.udp_ports) > 16:
         raise ConfigError(f"capture.udp_ports: {len(c.udp_ports)} ports is too many (at most 16)")
     try:
-        c.tz_offset_s
+        utc_offset_seconds(c.timezone)  # validated now, not when the decoder is set up
     except ConfigError as exc:
         raise ConfigError(f"capture.timezone: {exc}") from None
     return c
@@ -378,5 +378,5 @@ def replace(cfg: Config, **changes: Any) -> Config:
     return dataclasses.replace(cfg, **changes)
 
 
-__all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig", "SinkConfig", "CoresConfig",
-           "load", "from_dict"]
+__all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig",
+           "SinkConfig", "CoresConfig", "load", "from_dict"]

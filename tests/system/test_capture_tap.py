@@ -48,7 +48,7 @@ def _frames() -> list[bytes]:
         out.append(bytes(Ether(src="02:00:00:00:18:02", dst="02:00:00:00:18:01")
                          / IP(src="198.18.9.9", dst=COLLECTOR) / UDP(sport=40000, dport=514)
                          / f"<14>other port lcid={N + i}".encode()))
-    for i in range(DECOYS_ARP):
+    for _ in range(DECOYS_ARP):
         out.append(bytes(Ether(src="02:00:00:00:18:02", dst="ff:ff:ff:ff:ff:ff")
                          / ARP(psrc="198.18.9.9", pdst=COLLECTOR)))
     return out

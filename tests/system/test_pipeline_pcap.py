@@ -17,7 +17,6 @@ import time
 import duckdb
 import psutil
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
