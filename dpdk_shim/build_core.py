@@ -27,6 +27,34 @@ def source_paths(names) -> list[str]:
     return [str((HERE / "src" / s).relative_to(HERE.parent)) for s in names]
 
 
+def extension_ffi(module: str, headers: tuple[str, ...], sources: tuple[str, ...], packages: list[str]) -> FFI:
+    """An FFI for a module built on the core (_dpdk, _xsk): it includes the
+    core's declarations (ffi.include), so batches, rings and decoders made
+    through dpdk_shim._core are the same C types there, and compiles the core
+    sources in, so its RX loop calls the decoder and the ring directly.
+    pkg-config flags are merged by hand: set_source(pkgconfig=...) would let
+    our include_dirs and extra_compile_args replace the package's."""
+    from cffi import pkgconfig
+
+    ext = FFI()
+    ext.include(ffi)
+    for header in headers:
+        ext.cdef(cdef_text(header))
+    pkg = pkgconfig.flags_from_pkgconfig(packages)
+    ext.set_source(
+        module,
+        "#include <stdint.h>\n" + "".join(f'#include "{h}"\n' for h in HEADERS + headers),
+        sources=source_paths(SOURCES + sources),
+        include_dirs=[str(HERE)] + pkg["include_dirs"],
+        library_dirs=pkg["library_dirs"],
+        libraries=LIBRARIES + pkg["libraries"],
+        define_macros=pkg["define_macros"],
+        extra_compile_args=CFLAGS + pkg["extra_compile_args"],
+        extra_link_args=pkg["extra_link_args"],
+    )
+    return ext
+
+
 ffi = FFI()
 for header in HEADERS:
     ffi.cdef(cdef_text(header))

@@ -15,6 +15,7 @@
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
 #include "ip_text.h"
+#include "record_finish.h"
 
 /* Address and port of a sockaddr_in/sockaddr_in6: *a points at 4 or 16
  * bytes; returns 4, 16, or 0 for another family. An IPv4-mapped IPv6
@@ -82,12 +83,6 @@ int lc_decode_datagram(struct lc_decoder *d, struct lc_batch_hdr *b, const void 
     lc_put_u16(b, LC_COL_DST_PORT, row, dport);
     lc_put_u16(b, LC_COL_VLAN, row, 0);
     flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns);
-    lc_put_u16(b, LC_COL_FLAGS, row, flags);
-    for (uint32_t f = flags; f; f &= f - 1)
-        d->flag_counts[__builtin_ctz(f)]++;
-    d->frames++;
-    d->records++;
-    d->bytes += len;
-    lc_row_end(b, row, rx_ns);
+    lc_record_finish(d, b, row, flags, len, rx_ns);
     return 1;
 }

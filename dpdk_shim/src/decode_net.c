@@ -28,6 +28,7 @@
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
 #include "ip_text.h"
+#include "record_finish.h"
 
 #define LC_ETH_HLEN 14u
 #define LC_SLL_HLEN 16u
@@ -326,13 +327,7 @@ int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
         flags |= lc_raw_record(d, b, row, payload, len);
     else
         flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns);
-    lc_put_u16(b, LC_COL_FLAGS, row, flags);
-    for (uint32_t f = flags; f; f &= f - 1)
-        d->flag_counts[__builtin_ctz(f)]++;
-    d->frames++;
-    d->records++;
-    d->bytes += len;
-    lc_row_end(b, row, rx_ns);
+    lc_record_finish(d, b, row, flags, len, rx_ns);
     return 1;
 
 malformed:
