@@ -174,6 +174,20 @@ def decode_pcap(path: Path, *ports: int) -> list[dict]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
 
+def assert_delivered_once(records: list[dict], expected: dict[int, dict], context: str = "") -> None:
+    """Every expected record (by lcid) delivered exactly once, field for field
+    what the offline decode gives, rx_time aside (capture time vs pcap time)."""
+    ids = [lcid(r) for r in records]
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} records delivered more than once"
+    missing = sorted(set(expected) - set(ids))
+    assert not missing, f"{len(missing)} of {len(expected)} never delivered, e.g. ids {missing[:10]}{context}"
+    assert len(records) == len(expected)
+    for rec in records:
+        want, got = dict(expected[lcid(rec)]), dict(rec)
+        want.pop("rx_time"), got.pop("rx_time")
+        assert got == want
+
+
 def read_jsonl_sink(root: Path) -> list[dict]:
     """Every record a jsonl sink wrote (finished files and, if any, part files)."""
     files = sorted(root.glob("date=*/hour=*/*.jsonl")) + sorted(root.glob("date=*/hour=*/.*.jsonl.part"))

@@ -19,7 +19,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from netns import (Appliance, decode_pcap, dpdk_config, ip, lcid, link_exists, link_info, link_up, netns,
+from netns import (Appliance, assert_delivered_once, decode_pcap, dpdk_config, ip, lcid, link_exists, link_info, link_up, netns,
                    netns_exists, read_jsonl_sink, require_tools, syslog_payloads, unique_name, write_pcap)
 
 pytestmark = [pytest.mark.root, pytest.mark.dpdk]
@@ -93,17 +93,7 @@ def test_tap_replay_delivers_every_frame_once(capture_ns, tmp_path):
     assert not tap_left, f"{tap} still exists after the appliance exited"
 
     records = read_jsonl_sink(sink)
-    ids = [lcid(r) for r in records]
-    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} records delivered more than once"
-    missing = sorted(set(expected) - set(ids))
-    assert not missing, (f"{len(missing)} of {N} frames never delivered (last stats line: {delivered} "
-                         f"delivered), e.g. ids {missing[:10]}{context}")
-    assert len(records) == N
-    for rec in records:
-        want = dict(expected[lcid(rec)])
-        got = dict(rec)
-        want.pop("rx_time"), got.pop("rx_time")
-        assert got == want
+    assert_delivered_once(records, expected, f" (last stats line: {delivered} delivered){context}")
 
     stats = app.stats()
     assert stats["accounting_ok"], f"{stats}{context}"
