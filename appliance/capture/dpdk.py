@@ -269,7 +269,13 @@ class DpdkBackend:
         return [f"{port.info.name} q{q}" for port, q, _ in self._queues]
 
     def describe(self) -> list[str]:
-        return [p.describe() for p in self.ports]
+        lines = [p.describe() for p in self.ports]
+        for index, (port, q, _) in enumerate(self._queues):
+            node, lcore_node = port.info.socket_id, self.eal.lcore_socket(index + 1)
+            if node >= 0 and lcore_node >= 0 and node != lcore_node:
+                lines.append(f"warning: {port.info.name} q{q} is on NUMA node {node} but its RX lcore on node "
+                             f"{lcore_node}: every packet crosses the interconnect")
+        return lines
 
     def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions) -> RxQueue:
         port, q, stop_after = self._queues[index]
