@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup test demo bench fuzz clean
+.PHONY: setup test demo bench bench-e2e fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -17,6 +17,10 @@ demo: setup
 
 bench: setup
 	$(PY) bench/decode.py
+	$(PY) bench/pipeline.py
+
+bench-e2e: setup
+	$(PY) bench/e2e.py
 
 fuzz: setup
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
