@@ -9,6 +9,7 @@ landed, with DuckDB. Needs no NIC and no config file.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def _report(store: Path, since_ns: int) -> None:
     top("severities", "coalesce(" + "CASE severity " + " ".join(
         f"WHEN {i} THEN '{s}'" for i, s in enumerate(SEVERITIES)) + " END, 'none')", 8)
     top("formats", "format", 3)
-    click.echo("\nExplore it further:\n"
-               f"  logcaster query --data-dir {store} \"SELECT hostname, count(*) FROM logs GROUP BY 1 ORDER BY 2 DESC\"\n"
-               f"  python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT * FROM '{glob}' LIMIT 5\\\"))\"")
+    me = sys.argv[0] if sys.argv and sys.argv[0].endswith("logcaster") else "logcaster"
+    click.echo("\nExplore it further (the records are the view `logs`):\n"
+               f"  {me} query --data-dir {store} \"SELECT hostname, count(*) FROM logs GROUP BY 1 ORDER BY 2 DESC\"\n"
+               f"  {me} query --data-dir {store} \"SELECT rx_time, hostname, app_name, message FROM logs "
+               f"WHERE severity <= 3 LIMIT 10\"")

@@ -26,7 +26,7 @@ def query(sql: str, data_dir: Path, fmt: str) -> int:
     try:
         rel = con.sql(sql)
     except duckdb.Error as exc:
-        raise InputError(f"query: {exc}") from None
+        raise click.UsageError(f"query: {str(exc).splitlines()[0]}") from None
     if rel is None:
         return 0
     if fmt == "table":

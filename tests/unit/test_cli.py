@@ -1,0 +1,88 @@
+"""The offline commands as a user runs them: `decode` (JSON lines and
+Parquet, errors) and `query` over what it wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from appliance.sample import udp_frame, write_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 300
+
+
+def logcaster(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.cli.main", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def pcap(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "mixed.pcap"
+    payloads = [f"<{13 + i % 8}>1 2026-03-14T09:26:53.{i:06d}Z host{i % 7} app - - - n={i}".encode()
+                if i % 2 else f"<34>Mar 14 09:26:53 host{i % 7} sshd[{i}]: n={i}".encode() for i in range(N)]
+    return write_frames(path, ((1_773_480_413 + i / 1000, udp_frame("198.18.1.2", p)) for i, p in enumerate(payloads)))
+
+
+def test_decode_jsonl_on_stdout_with_a_summary_on_stderr(pcap):
+    proc = logcaster("decode", str(pcap))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == N and "raw" not in rows[0]
+    assert rows[1]["format"] == "rfc5424" and rows[1]["timestamp"] == "2026-03-14T09:26:53.000001000Z"
+    assert rows[0]["app_name"] == "sshd" and rows[0]["procid"] == "0"
+    assert f"{N} packets, {N} records (rfc5424 {N // 2}, rfc3164 {N // 2}, raw 0)" in proc.stderr
+
+
+def test_decode_raw_adds_the_payload_as_base64(pcap, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert logcaster("decode", str(pcap), "--raw", "-o", str(out), "-q").returncode == 0
+    import base64
+
+    first = json.loads(out.read_text().splitlines()[0])
+    assert base64.b64decode(first["raw"]).startswith(b"<34>Mar 14 09:26:53 host0 sshd[0]")
+
+
+def test_decode_parquet_then_query(pcap, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    proc = logcaster("decode", str(pcap), "--format", "parquet", "-o", str(store / "x.parquet"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(store / "x.parquet").num_rows == N
+    q = logcaster("query", "--data-dir", str(store), "--format", "json",
+                  "SELECT format, count(*) AS n FROM logs GROUP BY 1 ORDER BY 1")
+    assert q.returncode == 0, q.stderr
+    assert [json.loads(line) for line in q.stdout.splitlines()] == [{"format": "rfc3164", "n": N // 2},
+                                                                    {"format": "rfc5424", "n": N // 2}]
+    bad = logcaster("query", "--data-dir", str(store), "SELEC nothing")
+    assert bad.returncode == 2 and "syntax error" in bad.stderr
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "no such file"),
+    (b"", "cannot read as pcap"),
+    (b"this is not a capture file at all" * 10, "cannot read as pcap"),
+])
+def test_decode_bad_input_is_one_line_and_exit_3(tmp_path, content, needle):
+    path = tmp_path / "input.pcap"
+    if content is not None:
+        path.write_bytes(content)
+    proc = logcaster("decode", str(path))
+    assert proc.returncode == 3
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_decode_parquet_needs_an_output_file(pcap):
+    proc = logcaster("decode", str(pcap), "--format", "parquet")
+    assert proc.returncode == 2 and "needs -o/--output" in proc.stderr
+
+
+def test_query_without_a_store_says_so(tmp_path):
+    proc = logcaster("query", "--data-dir", str(tmp_path), "SELECT 1")
+    assert proc.returncode == 3 and "no Parquet files" in proc.stderr
