@@ -28,7 +28,7 @@ class PortConfig:
     name: str                      # DPDK device name (net_pcap0, 0000:01:00.0)
     vdev: str | None = None        # DPDK --vdev argument creating the device, if virtual
     queues: int = 1
-    rx_descriptors: int = 1024
+    rx_descriptors: int | None = None   # RX ring size; None: the backend's default (DPDK 1024, AF_XDP 4096)
     promiscuous: bool = True
     link_timeout_ms: int = 3000
     extra_mbufs: int = 0           # net_pcap infinite_rx keeps the whole file in mbufs
@@ -205,7 +205,8 @@ def _port(data: Any, path: str) -> PortConfig:
         name=_str(r, "name", "", pattern=r"[A-Za-z0-9_:.\-]+"),
         vdev=_str(r, "vdev", None),
         queues=_int(r, "queues", 1, 1, 16),
-        rx_descriptors=_int(r, "rx_descriptors", 1024, 64, 32768),
+        rx_descriptors=_int(r, "rx_descriptors", 1024, 64, 32768) if r.data.get("rx_descriptors") is not None
+        else r.take("rx_descriptors"),
         promiscuous=_bool(r, "promiscuous", True),
         link_timeout_ms=_int(r, "link_timeout_ms", 3000, 0, 60000),
         extra_mbufs=_int(r, "extra_mbufs", 0, 0, 1 << 24),

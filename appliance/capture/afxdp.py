@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 _ERRLEN = 256
 _HEADER = Path(__file__).resolve().parents[2] / "dpdk_shim" / "lc_xsk.h"
 DEFAULT_UDP_PORTS = (514,)
+# RX ring entries when the port does not say: at ~400k packets/s on a veth in
+# copy mode, 1024 overflowed (rx_ring_full) while the worker core was busy;
+# 4096 did not (bench/e2e.py).
+DEFAULT_RX_RING = 4096
 ZEROCOPY = ("auto", "on", "off")
 XSK_STATS = ("rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full",
              "rx_fill_ring_empty_descs", "tx_ring_empty_descs")
@@ -279,7 +283,7 @@ class AfXdpBackend:
                     raise AfXdpError(f"capture.ports ({port.name}): not enough cores for this interface "
                                      f"(the plan has {plan.queues} queues)", errno=errno.EINVAL)
                 nq = min(port.queues, budget)
-                self._start_port(port.name, nq, port.rx_descriptors)
+                self._start_port(port.name, nq, port.rx_descriptors or DEFAULT_RX_RING)
                 budget -= nq
             for prog in self.programs.values():
                 prog.attach()

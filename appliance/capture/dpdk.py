@@ -21,6 +21,7 @@ from appliance.errors import ConfigError, LogCasterError, ShimError
 log = logging.getLogger(__name__)
 
 _ERRLEN = 256
+DEFAULT_RX_DESCRIPTORS = 1024
 PCAP_IDLE_STOP_MS = 2000        # pcap replay: end when the file went quiet this long
 
 
@@ -122,7 +123,7 @@ class Port:
             raise DpdkError(f"port {cfg.name}: no such DPDK device (is it bound to a DPDK driver, "
                             f"or is its vdev argument right?)", errno=-port_id)
         conf = self.ffi.new("struct lc_port_conf *", {
-            "port_id": port_id, "nb_rxq": cfg.queues, "nb_rxd": cfg.rx_descriptors, "burst": burst,
+            "port_id": port_id, "nb_rxq": cfg.queues, "nb_rxd": cfg.rx_descriptors or DEFAULT_RX_DESCRIPTORS, "burst": burst,
             "extra_mbufs": cfg.extra_mbufs, "link_timeout_ms": cfg.link_timeout_ms,
             "promiscuous": int(cfg.promiscuous), "rss": 1,
         })

@@ -77,11 +77,12 @@ int lc_port_socket(uint16_t port_id)
     return rte_eth_dev_socket_id(port_id);
 }
 
-/* Pool size: every RX descriptor filled, plus a burst in flight and the
- * per-lcore caches, with room to spare; mempools like 2^n - 1. */
+/* Pool size: every RX descriptor filled twice over (net_af_xdp fills its
+ * fill queue from the pool at setup, on top of the RX ring), a burst in
+ * flight, the per-lcore caches; mempools like 2^n - 1. */
 static uint32_t lc_pool_size(const struct lc_port_conf *c, uint16_t nb_rxd, uint16_t nb_rxq)
 {
-    uint64_t n = (uint64_t)nb_rxd * nb_rxq + (uint64_t)c->burst * nb_rxq +
+    uint64_t n = 2ull * nb_rxd * nb_rxq + (uint64_t)c->burst * nb_rxq +
                  (uint64_t)LC_MBUF_CACHE * (rte_lcore_count() + 1) + LC_TX_DESC * nb_rxq + c->extra_mbufs;
     uint32_t size = 1;
     while (size - 1 < n)

@@ -16,6 +16,7 @@
  * so, an idle loop sleeps in poll() after idle_spin_us, and XDP_STATISTICS
  * is read every stats_interval_ms.
  */
+#define _GNU_SOURCE                 /* ppoll */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -366,11 +367,21 @@ int lc_xsk_run(struct lc_xsk_rx_conf *c)
         uint32_t idx_rx = 0;
         uint32_t n = xsk_ring_cons__peek(&s->rx, burst, &idx_rx);
         if (lc_unlikely(n == 0)) {
-            lc_batcher_flush(&b);                        /* the queue ran dry */
+            /* The queue ran dry: close the batch if the worker waits for it
+             * (else it keeps filling until batch_max_delay). */
+            lc_batcher_idle(&b, t0, delay);
             st->polls_idle++;
             lc_xsk_kick(s, c);
             if (c->idle_sleep_ms && t0 - last_rx >= idle_spin) {
-                poll(&pfd, 1, (int)c->idle_sleep_ms);    /* woken by the next packet */
+                /* Sleep until the next packet, the next stop check, or the
+                 * open batch's deadline, whichever comes first. */
+                uint64_t wait = (uint64_t)c->idle_sleep_ms * 1000000u;
+                if (b.b && b.b->count) {
+                    uint64_t due = b.opened + delay;
+                    wait = due <= t0 ? 0 : (due - t0 < wait ? due - t0 : wait);
+                }
+                struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u), .tv_nsec = (long)(wait % 1000000000u)};
+                ppoll(&pfd, 1, &ts, NULL);               /* woken by the next packet */
                 c->sleeps++;
             }
             uint64_t t1 = lc_mono_ns();
