@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from appliance.batch import Batch
 from appliance.capture.base import LoopOptions, rxq_stats_dict
@@ -215,6 +216,13 @@ def _vdev_args(vdev: str) -> dict[str, str]:
     return dict(p.split("=", 1) if "=" in p else (p, "") for p in parts)
 
 
+def _rx_dropped(iface: str) -> int:
+    try:
+        return int(Path(f"/sys/class/net/{iface}/statistics/rx_dropped").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
 def pcap_packets(path: str) -> int:
     """Packets in a pcap file (read by the shim at C speed)."""
     from appliance.decoder import Decoder, PcapReader
@@ -235,6 +243,7 @@ class DpdkBackend:
         self.eal: Eal | None = None
         self.ports: list[Port] = []
         self._queues: list[tuple[Port, int, int]] = []   # (port, queue id, stop_after)
+        self._iface_drops: dict[str, tuple[str, int]] = {}  # port -> (kernel iface, rx_dropped at start)
 
     def _port_plan(self) -> list[tuple[PortConfig, int]]:
         """Each port with its stop_after (packets in its pcap, when the run
@@ -265,6 +274,9 @@ class DpdkBackend:
                 raise ConfigError(f"capture.ports: no core left for port {pcfg.name} (the plan has {plan.queues} queues)")
             port = Port(self.eal, dataclasses.replace(pcfg, queues=min(pcfg.queues, left)), burst=self.cfg.capture.burst)
             self.ports.append(port)
+            iface = _vdev_args(pcfg.vdev).get("iface") if pcfg.vdev else None
+            if iface:  # net_af_xdp / net_af_packet over a kernel interface
+                self._iface_drops[port.info.name] = (iface, _rx_dropped(iface))
             for q in range(port.info.nb_rxq):
                 self._queues.append((port, q, stop_after if port.info.nb_rxq == 1 else 0))
         return [f"{port.info.name} q{q}" for port, q, _ in self._queues]
@@ -289,7 +301,13 @@ class DpdkBackend:
             self.eal.lib.lc_rx_stop_all()
 
     def nic_stats(self) -> dict[str, dict]:
-        return {p.info.name: {**p.stats(), "xstats": p.xstats()} for p in self.ports}
+        out = {p.info.name: {**p.stats(), "xstats": p.xstats()} for p in self.ports}
+        for name, (iface, start) in self._iface_drops.items():
+            # The kernel side of a vdev over an interface drops where the PMD
+            # cannot see it (a full AF_XDP RX ring shows only in the
+            # interface's rx_dropped): count the interface's drops of this run.
+            out[name]["kernel_drops"] = max(0, _rx_dropped(iface) - start)
+        return out
 
     def close(self) -> None:
         for p in self.ports:
