@@ -14,6 +14,7 @@ addresses come from 198.18.0.0/15 (IPv4) and 2001:db8:18::/64 (IPv6).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 import json
 import os
 import queue
@@ -38,6 +39,16 @@ STOP_TIMEOUT_S = 30.0
 LCID = re.compile(r"lcid=(\d+)")   # the unique id every test payload carries
 
 _counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair between a sender namespace and a capture namespace."""
+
+    sender_ns: str
+    capture_ns: str
+    sender_if: str
+    capture_if: str
 
 
 def unique_name(prefix: str) -> str:

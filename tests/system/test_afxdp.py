@@ -27,12 +27,11 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pytest
 
-from netns import REPO, ip, mac_of, netns, netns_exists, require_tools, syslog_payloads
+from netns import REPO, Link, ip, mac_of, netns, netns_exists, require_tools, syslog_payloads
 
 pytestmark = [pytest.mark.root, pytest.mark.xdp]
 
@@ -225,14 +224,6 @@ def _py(ns: str, script: str, *args: str, timeout: float = 60) -> subprocess.Com
 
 
 # ---- namespaces and links -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Link:
-    sender_ns: str
-    capture_ns: str
-    sender_if: str
-    capture_if: str
-
 
 @contextmanager
 def veth_link(queues: int = 1):

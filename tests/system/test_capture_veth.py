@@ -16,14 +16,13 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from netns import (Appliance, assert_delivered_once, decode_pcap, dpdk_config, ip, lcid, link_info, mac_of, netns, netns_exists,
+from netns import (Appliance, Link, assert_delivered_once, decode_pcap, dpdk_config, ip, lcid, link_info, mac_of, netns, netns_exists,
                    read_jsonl_sink, require_tools, syslog_payloads, unique_name, veth_pair, write_pcap)
 
 pytestmark = [pytest.mark.root, pytest.mark.dpdk]
@@ -57,14 +56,6 @@ for family, dport, payload in plan:
         time.sleep(0.005)
 print(f"sent {sent}")
 """
-
-
-@dataclass(frozen=True)
-class Link:
-    sender_ns: str
-    capture_ns: str
-    sender_if: str
-    capture_if: str
 
 
 @pytest.fixture
