@@ -21,7 +21,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from appliance.cli import decode_cmd, demo_cmd, hugepages_cmd, query_cmd, run_cmd, stats_cmd
+    from appliance.cli import (
+        decode_cmd,
+        demo_cmd,
+        doctor_cmd,
+        hugepages_cmd,
+        ports_cmd,
+        query_cmd,
+        run_cmd,
+        stats_cmd,
+    )
 
     cli.add_command(decode_cmd.decode)
     cli.add_command(demo_cmd.demo)
@@ -29,6 +38,8 @@ def _register() -> None:
     cli.add_command(hugepages_cmd.hugepages)
     cli.add_command(stats_cmd.stats)
     cli.add_command(run_cmd.run)
+    cli.add_command(ports_cmd.ports)
+    cli.add_command(doctor_cmd.doctor)
 
 
 _register()

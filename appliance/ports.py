@@ -1,0 +1,181 @@
+"""Network PCI devices and their drivers, like dpdk-devbind.py: list them,
+bind one to a DPDK driver (vfio-pci, uio_pci_generic, igb_uio), give it back
+to its kernel driver, or unbind it.
+
+A device whose interface carries the default route is never touched, even
+with --force; one whose interface is up is touched only with --force. The
+sysfs and procfs roots are parameters so every write is tested against a
+fake tree; all writes go through `write_attr`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from appliance.capture.select import DPDK_DRIVERS, PCI_ADDR
+from appliance.errors import ConfigError, EnvironmentProblem
+
+SYSFS_ROOT = "/sys"
+PROC_ROOT = "/proc"
+PCI_CLASS_NETWORK = 0x02
+IFF_UP = 0x1
+_DRIVER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Port:
+    pci: str
+    vendor: str | None              # "1af4"
+    device: str | None              # "1000"
+    driver: str | None
+    interfaces: tuple[str, ...]     # kernel interfaces (none while a DPDK driver holds it)
+    up: tuple[str, ...]             # those of `interfaces` that are administratively up
+    default_route: tuple[str, ...]  # those of `interfaces` that carry the default route
+    numa_node: int | None
+
+    @property
+    def dpdk(self) -> bool:
+        return self.driver in DPDK_DRIVERS
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "dpdk": self.dpdk}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def write_attr(path: Path, text: str) -> None:
+    """Write one sysfs attribute (tests replace this to play the kernel)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise EnvironmentProblem(f"writing {text.strip() or 'an empty line'!r} to {path}", errno=exc.errno) from exc
+
+
+def full_pci(addr: str) -> str:
+    if not PCI_ADDR.match(addr):
+        raise ConfigError(f"{addr!r} is not a PCI address (like 0000:00:04.0)")
+    return addr.lower() if addr.count(":") == 2 else f"0000:{addr.lower()}"
+
+
+def default_route_ifaces(proc_root: str | Path = PROC_ROOT) -> frozenset[str]:
+    """Interfaces with a default route (destination 00000000) in <proc>/net/route."""
+    path = Path(proc_root) / "net/route"
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot read the routing table {path}", errno=exc.errno) from exc
+    return frozenset(f[0] for f in (line.split() for line in lines) if len(f) > 1 and f[1] == "00000000")
+
+
+def loaded_dpdk_drivers(sysfs_root: str | Path = SYSFS_ROOT) -> tuple[str, ...]:
+    drivers = Path(sysfs_root) / "bus/pci/drivers"
+    return tuple(d for d in DPDK_DRIVERS if (drivers / d).is_dir())
+
+
+def _driver(device: Path) -> str | None:
+    link = device / "driver"
+    return os.path.basename(os.readlink(link)) if link.is_symlink() else None
+
+
+def _iface_dirs(device: Path) -> list[Path]:
+    # virtio-net hangs its interface off a virtioN child of the PCI function.
+    return sorted([*device.glob("net/*"), *device.glob("virtio*/net/*")], key=lambda p: p.name)
+
+
+def _is_network(device: Path) -> bool:
+    text = _read(device / "class")
+    try:
+        return text is not None and int(text, 16) >> 16 == PCI_CLASS_NETWORK
+    except ValueError:
+        return False
+
+
+def _port(device: Path, routes: frozenset[str]) -> Port:
+    ifaces = _iface_dirs(device)
+    names = tuple(p.name for p in ifaces)
+    up = tuple(p.name for p in ifaces if int(_read(p / "flags") or "0", 16) & IFF_UP)
+    node = _read(device / "numa_node")
+    vendor, dev = _read(device / "vendor"), _read(device / "device")
+    return Port(pci=device.name, vendor=vendor.removeprefix("0x") if vendor else None,
+                device=dev.removeprefix("0x") if dev else None, driver=_driver(device), interfaces=names,
+                up=up, default_route=tuple(n for n in names if n in routes),
+                numa_node=int(node) if node and int(node) >= 0 else None)
+
+
+def list_ports(sysfs_root: str | Path = SYSFS_ROOT, proc_root: str | Path = PROC_ROOT) -> list[Port]:
+    """Every network-class PCI function, sorted by address."""
+    devices = Path(sysfs_root) / "bus/pci/devices"
+    routes = default_route_ifaces(proc_root)
+    found = sorted(devices.iterdir(), key=lambda p: p.name) if devices.is_dir() else []
+    return [_port(d, routes) for d in found if _is_network(d)]
+
+
+def get_port(addr: str, sysfs_root: str | Path = SYSFS_ROOT, proc_root: str | Path = PROC_ROOT) -> Port:
+    pci = full_pci(addr)
+    device = Path(sysfs_root) / "bus/pci/devices" / pci
+    if not device.exists():
+        raise ConfigError(f"no PCI device {pci} (see `logcaster ports list`)")
+    if not _is_network(device):
+        raise ConfigError(f"{pci} is not a network device (PCI class {_read(device / 'class')})")
+    return _port(device, default_route_ifaces(proc_root))
+
+
+def _check_may_change(port: Port, force: bool, doing: str) -> None:
+    if port.default_route:
+        raise EnvironmentProblem(f"refusing to {doing} {port.pci}: its interface {', '.join(port.default_route)} "
+                                 f"carries the default route (this machine's own link; --force does not apply)")
+    if port.up and not force:
+        raise EnvironmentProblem(f"refusing to {doing} {port.pci}: interface {', '.join(port.up)} is up "
+                                 f"(`ip link set {port.up[0]} down` first, or --force)")
+
+
+def unbind(addr: str, *, force: bool = False, sysfs_root: str | Path = SYSFS_ROOT,
+           proc_root: str | Path = PROC_ROOT) -> str:
+    """Detach the device from its driver. Returns what was done."""
+    port = get_port(addr, sysfs_root, proc_root)
+    _check_may_change(port, force, "unbind")
+    if port.driver is None:
+        return f"{port.pci} has no driver: nothing to do"
+    device = Path(sysfs_root) / "bus/pci/devices" / port.pci
+    write_attr(device / "driver/unbind", port.pci)
+    if _driver(device) is not None:
+        raise EnvironmentProblem(f"{port.pci} is still bound to {_driver(device)} after unbind (see dmesg)")
+    return f"{port.pci} unbound from {port.driver}"
+
+
+def bind(addr: str, driver: str, *, force: bool = False, sysfs_root: str | Path = SYSFS_ROOT,
+         proc_root: str | Path = PROC_ROOT) -> str:
+    """Bind the device to `driver` (a DPDK driver, or a kernel driver to give
+    it back): unbind, driver_override, drivers_probe, clear the override."""
+    if not _DRIVER_NAME.match(driver):
+        raise ConfigError(f"{driver!r} is not a driver name")
+    port = get_port(addr, sysfs_root, proc_root)
+    _check_may_change(port, force, f"bind to {driver}")
+    if not (Path(sysfs_root) / "bus/pci/drivers" / driver).is_dir():
+        raise EnvironmentProblem(f"driver {driver} is not loaded (run `modprobe {driver}`)")
+    if port.driver == driver:
+        return f"{port.pci} is already bound to {driver}: nothing to do"
+    device = Path(sysfs_root) / "bus/pci/devices" / port.pci
+    if port.driver is not None:
+        write_attr(device / "driver/unbind", port.pci)
+    write_attr(device / "driver_override", driver)
+    try:
+        write_attr(Path(sysfs_root) / "bus/pci/drivers_probe", port.pci)
+    finally:
+        write_attr(device / "driver_override", "\n")
+    now = _driver(device)
+    if now != driver:
+        raise EnvironmentProblem(f"{driver} did not take {port.pci} (it has {now or 'no driver'} now; see dmesg"
+                                 + ("; vfio-pci needs an IOMMU or enable_unsafe_noiommu_mode" if driver == "vfio-pci"
+                                    else "") + ")")
+    was = f" (was {port.driver})" if port.driver else ""
+    return f"{port.pci} bound to {driver}{was}"
