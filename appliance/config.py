@@ -375,9 +375,6 @@ def load(path: str | Path) -> Config:
     return from_dict(data, source=str(path))
 
 
-def replace(cfg: Config, **changes: Any) -> Config:
-    return dataclasses.replace(cfg, **changes)
-
 
 __all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig",
            "SinkConfig", "CoresConfig", "load", "from_dict"]

@@ -8,12 +8,11 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 
 import pyarrow as pa
 
 from appliance.batch import Batch, FLAGS
-from appliance.errors import InputError, ShimError, check
+from appliance.errors import InputError, check
 from dpdk_shim import ffi, lib
 
 FORMATS = ("rfc5424", "rfc3164", "raw")
@@ -108,13 +107,4 @@ class PcapReader:
                 return
 
 
-@contextmanager
-def open_pcap(path: str | os.PathLike) -> Iterator[PcapReader]:
-    reader = PcapReader(path)
-    try:
-        yield reader
-    finally:
-        reader.close()
-
-
-__all__ = ["Decoder", "PcapReader", "open_pcap", "FORMATS", "ShimError"]
+__all__ = ["Decoder", "PcapReader", "FORMATS"]

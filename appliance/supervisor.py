@@ -86,13 +86,24 @@ class Supervisor:
     # -- planning -----------------------------------------------------------
 
     def _core_plan(self, nqueues: int) -> topology.CorePlan:
+        """The planned cores, or the config's: cores.rx (one per queue) and
+        cores.workers (one per queue; default: the first CPU not in cores.rx)."""
         cores = self.cfg.cores
-        if cores.rx:
-            if len(cores.rx) < nqueues or (cores.workers and len(cores.workers) < nqueues):
-                raise ConfigError(f"cores: {nqueues} RX queues need {nqueues} rx and worker cores")
-            workers = cores.workers or tuple(c for c in sorted(os.sched_getaffinity(0)) if c not in cores.rx)[:1] * nqueues
-            return topology.CorePlan(tuple(cores.rx[:nqueues]), tuple(workers[:nqueues]), 0, (), 0, nqueues)
-        return topology.plan_cores(topology.discover(), self._port_node(), nqueues)
+        if not cores.rx:
+            if cores.workers:
+                raise ConfigError("cores.workers: given without cores.rx (set both, or neither to plan them)")
+            return topology.plan_cores(topology.discover(), self._port_node(), nqueues)
+        if len(cores.rx) < nqueues:
+            raise ConfigError(f"cores.rx: {list(cores.rx)} has fewer CPUs than the {nqueues} RX queues")
+        workers = cores.workers
+        if not workers:
+            free = [c for c in sorted(os.sched_getaffinity(0)) if c not in cores.rx]
+            if not free:
+                raise ConfigError(f"cores.rx: {list(cores.rx)} leaves no CPU for the workers (set cores.workers)")
+            workers = (free[0],) * nqueues
+        if len(workers) < nqueues:
+            raise ConfigError(f"cores.workers: {list(workers)} has fewer CPUs than the {nqueues} RX queues")
+        return topology.CorePlan(tuple(cores.rx[:nqueues]), tuple(workers[:nqueues]), 0, (), 0, nqueues)
 
     def _port_node(self):
         """NUMA locality of the first port: a PCI device or a kernel interface
@@ -170,10 +181,9 @@ class Supervisor:
 
     def run(self) -> Totals:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        started = time.monotonic()
         try:
             self.start()
-            self._monitor(started)
+            self._monitor()
             self._stop()
         finally:
             self._teardown()
@@ -188,7 +198,7 @@ class Supervisor:
                                                      ports=self.nic, queues=self._queue_stats()))
         return totals
 
-    def _monitor(self, started: float) -> None:
+    def _monitor(self) -> None:
         last_line, prev = time.monotonic(), None
         while self.stop_reason is None:
             time.sleep(TICK_S)

@@ -84,6 +84,14 @@ def veth_link():
     assert not netns_exists(sender_ns) and not netns_exists(capture_ns), "a namespace outlived the test"
 
 
+def _send(link: Link, plan_file) -> subprocess.CompletedProcess:
+    """Run SENDER in the sender namespace over the plan file."""
+    return subprocess.run(
+        ["ip", "netns", "exec", link.sender_ns, sys.executable, "-c", SENDER, str(plan_file),
+         SENDER_V4, str(SPORT_V4), SENDER_V6, str(SPORT_V6), CAPTURE_V6, CAPTURE_V4],
+        capture_output=True, text=True, timeout=60)
+
+
 def _plan() -> list[tuple[int, int, bytes]]:
     """(IP version, UDP destination port, payload): N syslog datagrams, then decoys."""
     plan = [(6 if i % V6_EVERY == V6_EVERY - 1 else 4, 5514, p) for i, p in enumerate(syslog_payloads(N))]
@@ -133,10 +141,7 @@ def test_veth_capture_delivers_every_datagram_once(veth_link, tmp_path, backend,
     cfg = _backend_config(backend, veth_link, sink, prefix=f"lcveth-{os.getpid()}")
     with Appliance(cfg, tmp_path, ns=veth_link.capture_ns) as app:
         app.wait_ready()
-        sender = subprocess.run(
-            ["ip", "netns", "exec", veth_link.sender_ns, sys.executable, "-c", SENDER, str(plan_file),
-             SENDER_V4, str(SPORT_V4), SENDER_V6, str(SPORT_V6), CAPTURE_V6, CAPTURE_V4],
-            capture_output=True, text=True, timeout=60)
+        sender = _send(veth_link, plan_file)
         assert sender.returncode == 0, f"sender failed: {sender.stdout}{sender.stderr}"
         assert sender.stdout.strip() == f"sent {len(plan)}"
         # ARP/ICMP (and everything but syslog) still reach the capture side's kernel.
@@ -192,10 +197,7 @@ def test_afxdp_after_sigkill_the_next_start_replaces_the_stale_program(veth_link
     plan_file.write_text("".join(json.dumps([f, d, p.hex()]) + "\n" for f, d, p in plan))
     with Appliance(cfg, second_dir, ns=veth_link.capture_ns) as second:
         second.wait_ready()
-        sender = subprocess.run(
-            ["ip", "netns", "exec", veth_link.sender_ns, sys.executable, "-c", SENDER, str(plan_file),
-             SENDER_V4, str(SPORT_V4), SENDER_V6, str(SPORT_V6), CAPTURE_V6, CAPTURE_V4],
-            capture_output=True, text=True, timeout=60)
+        sender = _send(veth_link, plan_file)
         assert sender.returncode == 0, sender.stderr
         second.wait_delivered(len(plan), timeout=20)
         assert second.stop() == 0, second.output

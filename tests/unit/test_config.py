@@ -96,3 +96,24 @@ def test_run_with_a_missing_config_file_exits_2(tmp_path):
 def test_the_documented_example_config_is_valid():
     cfg = config.load(ROOT / "docs" / "logcaster.example.yaml")
     assert cfg.capture.udp_ports == (514,) and cfg.sinks[0].rotate_bytes == 256 << 20
+
+
+@pytest.mark.parametrize("cores, message", [
+    ({"workers": [0]}, "cores.workers: given without cores.rx"),
+    ({"rx": [0, 1], "workers": [0]}, "cores.workers: [0] has fewer CPUs than the 2 RX queues"),
+    ({"rx": [0]}, "cores.rx: [0] has fewer CPUs than the 2 RX queues"),
+])
+def test_core_overrides_that_cannot_work_are_config_errors(cores, message):
+    from appliance.supervisor import Supervisor
+
+    sup = Supervisor(config.from_dict({**GOOD, "cores": cores}))
+    with pytest.raises(ConfigError) as err:
+        sup._core_plan(2)
+    assert str(err.value).startswith(message)
+
+
+def test_core_overrides_give_the_plan():
+    from appliance.supervisor import Supervisor
+
+    plan = Supervisor(config.from_dict({**GOOD, "cores": {"rx": [1], "workers": [0]}}))._core_plan(1)
+    assert (plan.rx_cores, plan.worker_cores) == ((1,), (0,))
