@@ -77,10 +77,16 @@ class SocketConfig:
     rcvbuf: int = 32 << 20                 # SO_RCVBUF(FORCE) asked for; the kernel's grant is reported
 
 
+# One second of 1 M msgs/s of 200-byte messages: a record of such a message
+# takes ~500 bytes in a batch (raw, message, the short fields, offsets,
+# fixed columns; measured by tests/unit/test_ring.py's sizing test).
+DEFAULT_RING_BYTES = 512 << 20
+
+
 @dataclass(frozen=True)
 class RingConfig:
     dir: str | None = None                 # None: first writable hugetlbfs mount, else /dev/shm
-    slots: int = 64
+    size: int = DEFAULT_RING_BYTES         # bytes of batches per ring (per RX queue)
 
 
 @dataclass(frozen=True)
@@ -304,12 +310,32 @@ def _socket(data: Any) -> SocketConfig:
 
 def _ring(data: Any) -> RingConfig:
     r = _Reader(data, "ring")
-    slots = _int(r, "slots", 64, 2, 65536)
-    if slots & (slots - 1):
-        raise ConfigError(f"ring.slots: {slots} is not allowed (a power of two from 2 to 65536)")
-    ring = RingConfig(dir=_str(r, "dir", None), slots=slots)
-    r.done(["dir", "slots"])
+    if "slots" in r.data:
+        raise ConfigError(f"ring.slots: no longer used (rings are sized in bytes: set ring.size, e.g. 512MiB; "
+                          f"default {DEFAULT_RING_BYTES >> 20}MiB)")
+    ring = RingConfig(dir=_str(r, "dir", None), size=_size(r, "size", DEFAULT_RING_BYTES))
+    r.done(["dir", "size"])
     return ring
+
+
+def _check_ring_geometry(cfg: "Config") -> None:
+    """A ring holds at least two batches of the largest size the capture
+    settings open: checked against the shim's own sizing, so what passes
+    here is what the C side accepts. Skipped when the shim is not built
+    (config is read by tools that do not need it)."""
+    try:
+        from dpdk_shim import lib
+    except ImportError:
+        return
+    cap = cfg.capture
+    batch = lib.lc_ring_batch_max(cap.batch_size, cap.batch_avg_payload)
+    if batch < 0:
+        return          # capture.batch_* are checked on their own
+    if lib.lc_ring_size(cfg.ring.size, cap.batch_size, cap.batch_avg_payload) < 0:
+        need = -(-lib.LC_RING_MIN_BATCHES * batch // (1 << 20))
+        raise ConfigError(f"ring.size: {cfg.ring.size} bytes is not allowed (at least {need}MiB: "
+                          f"{lib.LC_RING_MIN_BATCHES} batches of capture.batch_size {cap.batch_size} x "
+                          f"batch_avg_payload {cap.batch_avg_payload}, {batch:,} bytes each)")
 
 
 def _sink(data: Any, path: str) -> SinkConfig:
@@ -356,6 +382,7 @@ def from_dict(data: Any, source: str = "<dict>") -> Config:
         source=source,
     )
     r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "stats_interval_s", "restart_workers"])
+    _check_ring_geometry(cfg)
     return cfg
 
 

@@ -1,22 +1,25 @@
 """The shared-memory ring of batches between an RX queue and its worker.
 
 One ring per RX queue: a file on hugetlbfs (fallback /dev/shm) holding a
-header page and `nslots` batch slots, single producer (the C RX loop, or a
-Python producer such as offline replay), single consumer (one worker).
-The C side (dpdk_shim/src/ring.c) does the work; this is the thin layer.
+header page and a data area sized in bytes, where batches of any size up to
+the capacity follow each other; single producer (the C RX loop, or a Python
+producer such as offline replay), single consumer (one worker). The C side
+(dpdk_shim/src/ring.c) does the work; this is the thin layer.
 
-Consumer contract (DESIGN.md, "Batch and ring contracts"): `next_batch`
-reads ahead of the committed tail; `release(upto)` once the sink committed
-everything before `upto`. A worker that dies loses nothing: its replacement
-attaches and starts reading at the tail, so batches read but not released
-are delivered again (at-least-once).
+Consumer contract (DESIGN.md, "Batch and ring contracts"): `take()` returns
+every batch published since the last take, as one zero-copy Arrow table
+(`Taken.table()`) and their C headers; `release(upto)` once every sink has
+committed everything before `upto`. The ring is the sinks' spool: a worker
+that dies loses nothing, its replacement starts reading at the tail, so
+batches taken but not released are delivered again (at-least-once; sinks
+skip what they already hold), and a ring left by a crashed appliance is
+drained at the next start.
 
-A RecordBatch from `next_batch` is a view of the slot: its contents are
-valid until that slot is released (the producer then reuses it). Mappings
-are closed with `close()` or the context manager, not by the garbage
-collector; a view still alive at close() (a traceback's locals, a sink that
-kept one) keeps the memory mapped until it goes, so it never points at
-unmapped memory.
+Tables from `take()` and RecordBatches from `next_batch()` are views of the
+ring: valid until their batches are released (the producer then reuses the
+bytes). Mappings are closed with `close()` or the context manager, not by
+the garbage collector; a view still alive at close() keeps the memory
+mapped until it goes, so it never points at unmapped memory.
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ _CREATE_ERRORS = {
     errno.EEXIST: "ring file exists (a live ring, or a stale one to unlink)",
     errno.ENOSPC: "not enough room on the file system or free huge pages",
     errno.ENOMEM: "not enough memory or free huge pages",
-    errno.EINVAL: "bad geometry (nslots a power of two, capacity 1..2^20, avg_payload <= 65535)",
+    errno.EINVAL: f"bad geometry (capacity 1..2^20, avg_payload <= 65535, "
+                  f"a data area of at least {lib.LC_RING_MIN_BATCHES} full batches)",
 }
+_TAKE_MAX = 1 << 16             # batches one take() returns at most
+_STREAM_BYTES = 5 * 8           # struct ArrowArrayStream: five pointers
 
 
 def _raise(rc: int, doing: str, reasons: dict[int, str]) -> None:
@@ -66,9 +72,15 @@ def _raise(rc: int, doing: str, reasons: dict[int, str]) -> None:
     raise ShimError(f"{doing}: {reason}" if reason else doing, errno=-rc)
 
 
-def ring_size(nslots: int, capacity: int, avg_payload: int) -> int:
-    """Bytes of a ring (before rounding up to the huge page size on hugetlbfs)."""
-    return check(lib.lc_ring_size(nslots, capacity, avg_payload), "sizing a ring")
+def ring_size(data_size: int, capacity: int, avg_payload: int) -> int:
+    """Bytes of a ring file with `data_size` bytes for batches (before
+    rounding up to the huge page size on hugetlbfs)."""
+    return check(lib.lc_ring_size(data_size, capacity, avg_payload), "sizing a ring")
+
+
+def batch_max(capacity: int, avg_payload: int) -> int:
+    """Bytes a batch takes in the ring while it is being filled (full size)."""
+    return check(lib.lc_ring_batch_max(capacity, avg_payload), "sizing a batch")
 
 
 def hugetlbfs_mounts(mounts: str = "/proc/mounts") -> list[str]:
@@ -122,6 +134,33 @@ class Slot:
         return record_batch(self.hdr, self.ring._map)
 
 
+class Taken:
+    """The batches one take() returned: indices [first, end), their C headers
+    (`hdrs`, for C encoders) and, on demand, one zero-copy Table over all of
+    them. Valid until those batches are released."""
+
+    __slots__ = ("ring", "first", "end", "hdrs", "records", "_table")
+
+    def __init__(self, ring: "Ring", first: int, hdrs, n: int, records: int):
+        self.ring = ring
+        self.first = first
+        self.end = first + n
+        self.hdrs = ffi.new("struct lc_batch_hdr *[]", n)    # `struct lc_batch_hdr *` each
+        ffi.memmove(self.hdrs, hdrs, n * ffi.sizeof("struct lc_batch_hdr *"))
+        self.records = records
+        self._table: pa.Table | None = None
+
+    def __len__(self) -> int:
+        return self.end - self.first
+
+    def table(self) -> pa.Table:
+        """One Table, a chunk per batch, over the ring's memory (no copy):
+        one C call, imported by pyarrow in C++."""
+        if self._table is None:
+            self._table = self.ring._export(self.hdrs)
+        return self._table
+
+
 class Ring:
     """One mapped ring. Use `create` (producer side) or `attach` (consumer side)."""
 
@@ -130,28 +169,31 @@ class Ring:
         self.path = path
         info = ffi.new("struct lc_ring_info *")
         lib.lc_ring_info(c, info)
-        self.nslots = info.nslots
         self.capacity = info.capacity
         self.avg_payload = info.avg_payload
         self.queue_id = info.queue_id
         self.hugetlb = bool(info.hugetlb)
-        self.slot_size = info.slot_size
+        self.run_id = info.run_id
+        self.data_size = info.data_size
+        self.batch_max = info.batch_max
         self.map_size = info.map_size
         self.page_size = info.page_size
         self._map = _Mapping(info.base, info.map_size)
         self._slot_out = ffi.new("struct lc_batch_hdr **")
+        self._hdrs = ffi.new("struct lc_batch_hdr *[]", _TAKE_MAX)
         self._u64 = ffi.new("uint64_t *")
-        self._read = self.tail      # consumer read index: starts at the committed tail
 
     # ---- life cycle -------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike, *, nslots: int, capacity: int = 1024,
-               avg_payload: int = 256, queue_id: int = 0) -> Ring:
-        """Create the ring file (must not exist) and lay out every slot."""
+    def create(cls, path: str | os.PathLike, *, size: int, capacity: int = 1024,
+               avg_payload: int = 256, queue_id: int = 0, run_id: int = 0) -> Ring:
+        """Create the ring file (must not exist) with `size` bytes for batches
+        (rounded up to whole pages). `run_id` names the run whose batches it
+        holds (the sinks' duplicate check across crashes)."""
         path = os.fspath(path)
         out = ffi.new("struct lc_ring **")
-        rc = lib.lc_ring_create(path.encode(), nslots, capacity, avg_payload, queue_id, out)
+        rc = lib.lc_ring_create(path.encode(), size, capacity, avg_payload, queue_id, run_id, out)
         if rc < 0:
             _raise(rc, f"creating ring {path}", _CREATE_ERRORS)
         return cls(out[0], path)
@@ -181,8 +223,9 @@ class Ring:
     @classmethod
     def attach(cls, path: str | os.PathLike, *, consumer: bool = True) -> Ring:
         """Map an existing ring. With `consumer`, take the consumer role
-        (ShimError EBUSY while another live process holds it); reading starts
-        at the committed tail. consumer=False is for observers (stats)."""
+        (ShimError EBUSY while another live process holds it; a release the
+        previous consumer died in is finished); reading starts at the
+        committed tail. consumer=False is for observers (stats)."""
         path = os.fspath(path)
         out = ffi.new("struct lc_ring **")
         rc = lib.lc_ring_attach(path.encode(), out)
@@ -209,7 +252,8 @@ class Ring:
 
     def close(self) -> None:
         """Give up the consumer role and unmap. If views of the ring are still
-        alive, the unmapping waits for the last of them to go."""
+        alive, the unmapping waits for the last of them to go (Python views
+        here; Arrow tables from take() hold the mapping in C)."""
         if self._c is None:
             return
         c, mapping, self._c, self._map = self._c, self._map, None, None
@@ -233,7 +277,7 @@ class Ring:
 
     def __repr__(self) -> str:
         state = "closed" if self._c is None else f"head={self.head} tail={self.tail}"
-        return f"<Ring {self.path} q{self.queue_id} nslots={self.nslots} {state}>"
+        return f"<Ring {self.path} q{self.queue_id} {self.data_size >> 20} MiB {state}>"
 
     @property
     def c(self):
@@ -248,8 +292,8 @@ class Ring:
     # ---- producer ---------------------------------------------------------
 
     def acquire(self) -> Slot | None:
-        """The next free slot, emptied, seq = its index; None when the ring is
-        full (then count the loss with drop())."""
+        """A full-size empty batch at the head, seq = its index; None when the
+        ring lacks the room (then count the loss with drop())."""
         rc = lib.lc_ring_acquire(self._ring(), self._slot_out)
         if rc == -errno.ENOBUFS:
             return None
@@ -257,6 +301,7 @@ class Ring:
         return Slot(self._slot_out[0], self)
 
     def publish(self) -> None:
+        """Compact the acquired batch to what it holds and make it visible."""
         check(lib.lc_ring_publish(self._ring()), f"publishing to ring {self.path}")
 
     def drop(self, records: int) -> None:
@@ -281,15 +326,20 @@ class Ring:
 
     @property
     def read_index(self) -> int:
-        """Index of the next batch next_batch() returns."""
-        return self._read
+        """Index of the next batch take()/next_batch() returns."""
+        lib.lc_ring_cursor(self._ring(), self._u64)
+        return self._u64[0]
+
+    def rewind(self) -> None:
+        """Read again from the committed tail (what a replacement worker does)."""
+        lib.lc_ring_rewind(self._ring())
 
     def wait(self, index: int | None = None, timeout: float | None = None) -> int:
         """Sleep until batch `index` (default: the read index) is published
         (DATA), the producer closed and everything was read (DRAINED), or
         `timeout` seconds passed (TIMEOUT; None waits without limit). The GIL
         is released while waiting; signals interrupt it and their handlers run."""
-        index = self._read if index is None else index
+        index = self.read_index if index is None else index
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             ms = -1 if deadline is None else min(
@@ -299,39 +349,53 @@ class Ring:
                 return check(rc, f"waiting on ring {self.path}")
             # a signal: back in Python its handler has run (and may have raised)
 
-    def next_slot(self, timeout: float | None = None) -> Slot | None:
-        """The next batch after the read index as a Slot (its C header for C
-        encoders, `to_arrow()` for a zero-copy RecordBatch), waiting up to
-        `timeout` seconds; None on timeout or when the producer closed and
-        everything was read (see `drained`). A batch's seq is its index."""
+    def _read(self, max_batches: int, timeout: float | None) -> tuple[int, int, int]:
+        """(first index, n, records): up to max_batches batches from the
+        cursor into self._hdrs, waiting up to `timeout` for the first."""
         c = self._ring()
-        rc = lib.lc_ring_peek(c, self._read, self._slot_out)
-        if rc == 0:
-            if self.wait(self._read, timeout) != DATA:
-                return None
-            rc = lib.lc_ring_peek(c, self._read, self._slot_out)
-        check(rc, f"reading batch {self._read} of ring {self.path}")
-        self._read += 1
-        return Slot(self._slot_out[0], self)
+        first = self.read_index
+        self._u64[0] = 0
+        n = lib.lc_ring_read(c, max_batches, self._hdrs, self._u64)
+        if n == 0 and (timeout is None or timeout > 0) and self.wait(first, timeout) == DATA:
+            n = lib.lc_ring_read(c, max_batches, self._hdrs, self._u64)
+        check(n, f"reading ring {self.path} at batch {first}")
+        return first, n, self._u64[0]
+
+    def take(self, timeout: float | None = None, max_batches: int = _TAKE_MAX) -> Taken | None:
+        """Every batch published since the last take (up to max_batches),
+        waiting up to `timeout` seconds for one; None on timeout or when the
+        producer closed and everything was read (see `drained`)."""
+        first, n, records = self._read(min(max_batches, _TAKE_MAX), timeout)
+        return Taken(self, first, self._hdrs, n, records) if n else None
+
+    def next_slot(self, timeout: float | None = None) -> Slot | None:
+        """The next batch as a Slot (its C header, `to_arrow()` for a
+        zero-copy RecordBatch), waiting up to `timeout` seconds; None on
+        timeout or when drained. A batch's seq is its index."""
+        _, n, _ = self._read(1, timeout)
+        return Slot(self._hdrs[0], self) if n else None
 
     def next_batch(self, timeout: float | None = None) -> tuple[int, pa.RecordBatch] | None:
         """(index, zero-copy RecordBatch) of the next batch; see next_slot."""
         slot = self.next_slot(timeout)
-        return None if slot is None else (self._read - 1, slot.to_arrow())
+        return None if slot is None else (slot.seq, slot.to_arrow())
+
+    def _export(self, hdrs) -> pa.Table:
+        stream = ffi.new("char[]", _STREAM_BYTES)
+        check(lib.lc_ring_export(self._ring(), hdrs, len(hdrs), stream), f"exporting batches of {self.path}")
+        reader = pa.RecordBatchReader._import_from_c(int(ffi.cast("uintptr_t", stream)))
+        return reader.read_all()
 
     @property
     def drained(self) -> bool:
         """The producer closed and every published batch was read."""
-        return lib.lc_ring_wait(self._ring(), self._read, 0) == DRAINED
+        return lib.lc_ring_wait(self._ring(), self.read_index, 0) == DRAINED
 
     def release(self, upto: int) -> int:
-        """Batches before index `upto` are committed by the sink: their slots
-        go back to the producer. Returns how many were released."""
-        n = check(lib.lc_ring_release(self._ring(), upto),
-                  f"releasing ring {self.path} up to {upto}")
-        if self._read < upto:
-            self._read = upto
-        return n
+        """Batches before index `upto` are committed by every sink: their
+        bytes go back to the producer. Returns how many were released."""
+        return check(lib.lc_ring_release(self._ring(), upto),
+                     f"releasing ring {self.path} up to {upto}")
 
     def stats(self) -> dict:
         s = ffi.new("struct lc_ring_stats *")
@@ -345,6 +409,8 @@ class Ring:
             "records_dropped": s.records_dropped,
             "batches_released": s.batches_released,
             "records_released": s.records_released,
+            "bytes_used": s.bytes_used,
+            "data_size": s.data_size,
             "closed": bool(s.closed),
             "consumer_sleeping": bool(s.consumer_sleeping),
         }

@@ -31,6 +31,8 @@ class Totals:
     duplicates_suppressed: int = 0
     nic: dict = field(default_factory=dict)   # losses before the RX loop, by kind (capture.base.NIC_LOSSES)
     worker_restarts: int = 0
+    recovered: int = 0          # records of rings left by a crashed run, delivered at this start
+    ring_fill: float = 0.0      # fullest ring: share of its bytes not yet released
     seconds: float = 0.0
     formats: dict = field(default_factory=dict)
     flags: dict = field(default_factory=dict)
@@ -69,7 +71,7 @@ def merge_counts(into: dict, more: dict) -> dict:
 def rate_line(t: Totals, prev: Totals | None, dt: float) -> str:
     rate = (t.received - (prev.received if prev else 0)) / dt if dt > 0 else 0.0
     return (f"stats: {rate:,.0f} pkt/s, received {t.received:,}, delivered {t.delivered:,}, "
-            f"in flight {t.in_flight:,}, lost {t.lost:,} (ring full {t.ring_full:,}, sink {t.sink_failed:,}, "
+            f"in flight {t.in_flight:,}, ring {t.ring_fill:.0%} full, lost {t.lost:,} (ring full {t.ring_full:,}, sink {t.sink_failed:,}, "
             f"nic {t.nic_lost:,})")
 
 
@@ -83,6 +85,8 @@ def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
         f"  duplicates suppressed {t.duplicates_suppressed:,} (redelivered after a worker restart); "
         f"worker restarts {t.worker_restarts}",
     ]
+    if t.recovered:
+        lines.append(f"  recovered {t.recovered:,} records a crashed run had captured (delivered before new traffic)")
     if t.formats:
         lines.append("  formats: " + ", ".join(f"{k} {v:,}" for k, v in t.formats.items()))
     flagged = {k: v for k, v in t.flags.items() if v}

@@ -2,11 +2,14 @@
 loops, runs one worker process per RX queue, restarts workers that die, and
 stops cleanly.
 
-Start-up order (DPDK's basicfwd/l2fwd): backend choice -> core plan ->
-backend start (EAL, pools, ports; or XDP program and XSK sockets; or UDP
-sockets) -> rings -> workers -> RX loops. Stop order: RX loops stop (each
-closes its ring) -> workers drain their rings, finish their sinks and exit
--> backend closes (ports, EAL, XDP detached) -> rings removed -> summary.
+Start-up order (DPDK's basicfwd/l2fwd): rings left by a crashed run are
+drained into the sinks first (appliance/recovery.py) -> backend choice ->
+core plan -> backend start (EAL, pools, ports; or XDP program and XSK
+sockets; or UDP sockets) -> rings -> workers -> RX loops. Stop order: RX
+loops stop (each closes its ring) -> workers drain their rings, commit
+their sinks and exit -> backend closes (ports, EAL, XDP detached) -> rings
+removed (one that still holds records a failing sink could not take is
+kept: the next start delivers them) -> summary.
 
 Runs in the foreground (systemd Type=simple); SIGTERM and SIGINT stop it.
 """
@@ -81,6 +84,7 @@ class Supervisor:
         self.backend = None
         self.nic: dict[str, dict] = {}
         self._ring_final: dict[int, dict] = {}
+        self.recovered = None           # recovery.Recovered: what rings of a crashed run held
         self._mp = multiprocessing.get_context("spawn")
 
     # -- planning -----------------------------------------------------------
@@ -115,7 +119,17 @@ class Supervisor:
 
     # -- start ----------------------------------------------------------------
 
+    def ring_prefix(self) -> str:
+        return f"logcaster-ring-{self.cfg.dpdk.file_prefix}-"
+
+    def ring_dirs(self) -> list[str]:
+        return [self.cfg.ring.dir] if self.cfg.ring.dir else default_dirs()
+
     def start(self) -> None:
+        from appliance.recovery import recover_rings
+
+        self.recovered = recover_rings(self.ring_dirs(), self.ring_prefix(), self.cfg.sinks, self._mp,
+                                       echo=self.echo)
         self.backend, why = choose_backend(self.cfg)
         self.echo(f"backend: {self.backend.name} ({why})")
         plan = self._core_plan(sum(p.queues for p in self.cfg.capture.ports))
@@ -137,15 +151,9 @@ class Supervisor:
 
     def _queue(self, label: str, index: int, plan: topology.CorePlan) -> QueueRun:
         cap = self.cfg.capture
-        name = f"logcaster-ring-{self.cfg.dpdk.file_prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
-        dirs = [self.cfg.ring.dir] if self.cfg.ring.dir else default_dirs()
-        for d in dirs:  # a ring left by a crashed run of the same name
-            stale = Path(d) / name
-            if stale.exists():
-                log.warning("removing stale ring %s", stale)
-                Ring.unlink(stale)
-        ring = Ring.create_in(name, dirs, nslots=self.cfg.ring.slots, capacity=cap.batch_size,
-                              avg_payload=cap.batch_avg_payload, queue_id=index)
+        name = self.ring_prefix() + re.sub(r'[^A-Za-z0-9_.-]', '_', label)
+        ring = Ring.create_in(name, self.ring_dirs(), size=self.cfg.ring.size, capacity=cap.batch_size,
+                              avg_payload=cap.batch_avg_payload, queue_id=index, run_id=self.run_id)
         decoder = Decoder(tz_offset_s=cap.tz_offset_s, ports=cap.udp_ports)
         options = LoopOptions(burst=cap.burst, batch_max_delay_us=cap.batch_max_delay_us,
                               batch_size=cap.batch_size, batch_avg_payload=cap.batch_avg_payload)
@@ -247,7 +255,7 @@ class Supervisor:
                 if qr.report:
                     qr.done_reports.append(qr.report)
                 ring = qr.ring.stats()
-                if code == 0 and ring["closed"] and ring["tail"] == ring["head"]:  # drained and done
+                if code == 0 and ring["closed"]:    # drained (what a failing sink held stays in the ring)
                     qr.process = None
                     continue
                 if restart:
@@ -303,9 +311,13 @@ class Supervisor:
         self._ring_final = {}
         live_stats_path(self.cfg.dpdk.file_prefix).unlink(missing_ok=True)
         for qr in self.queues:
-            self._ring_final[qr.index] = qr.ring.stats()
+            final = self._ring_final[qr.index] = qr.ring.stats()
             path = qr.ring.path
             qr.ring.close()
+            if final["records_published"] > final["records_released"]:
+                self.echo(f"ring {path} keeps {final['records_published'] - final['records_released']:,} "
+                          f"records the sinks did not commit; the next start delivers them")
+                continue
             Ring.unlink(path)
 
     # -- accounting -----------------------------------------------------------
@@ -341,7 +353,9 @@ class Supervisor:
             t.duplicates_suppressed += sum(r.get("duplicates_suppressed", 0) for r in reports)
             t.delivered += ring["records_released"] - sink_failed
             t.in_flight += ring["records_published"] - ring["records_released"]
+            t.ring_fill = max(t.ring_fill, ring["bytes_used"] / ring["data_size"] if ring["data_size"] else 0.0)
             t.worker_restarts += qr.restarts
+        t.recovered = self.recovered.records if self.recovered else 0
         for stats in self.nic.values():
             for kind in NIC_LOSSES:
                 if kind in stats:  # only the kinds this backend can lose packets to

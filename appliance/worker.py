@@ -1,9 +1,15 @@
 """Worker process: one per RX queue. Reads its ring, hands batches to the sinks.
 
-Touches data once per batch: the slot is wrapped as a RecordBatch without
-copying, each sink writes it, and only then is the slot released (so a
-worker that dies loses nothing: its replacement resumes at the ring's tail).
-Sleeps on the ring's futex when idle; never busy-polls.
+Each wake-up takes every batch published since the last one (Ring.take):
+one zero-copy Arrow table over all of them, built in C, handed to every
+sink. The ring is the sinks' spool: ring space is released only up to what
+every sink has committed (a Parquet file renamed into the store, a JSON
+line in the OS), so a worker that dies loses nothing: its replacement
+resumes at the ring's tail and the sinks skip what they already hold. A
+sink that fails (disk full, read-only, permission) keeps its batches in the
+ring and is retried every RETRY_S; its error is logged once per stats
+interval, not once per batch. Sleeps on the ring's futex when idle; never
+busy-polls.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from dataclasses import dataclass
 
 from appliance.config import SinkConfig
 from appliance.errors import LogCasterError
-from appliance.sinks import BatchView, SinkError, make_sink
+from appliance.sinks import SinkError, make_sink
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.2
 ORPHAN_GRACE_S = 2.0
+RETRY_S = 0.5                   # a failed sink is tried again after this long
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,8 @@ class LatencyHistogram:
         self._lib = lib
         self.buckets = ffi.new("uint64_t[]", lib.LC_LAT_BUCKETS)
 
-    def add(self, hdr) -> None:
-        self._lib.lc_latency_add(hdr, time.time_ns(), self.buckets)
+    def add(self, taken) -> None:
+        self._lib.lc_latency_add_many(taken.hdrs, len(taken), time.time_ns(), self.buckets)
 
     def counts(self) -> dict[int, int]:
         return {i: self.buckets[i] for i in range(self._lib.LC_LAT_BUCKETS) if self.buckets[i]}
@@ -79,13 +86,23 @@ class Worker:
         self.parent = os.getppid()
         self.stop_requested = False
         self.ring = Ring.attach(spec.ring_path)
-        self.sinks = [make_sink(cfg, spec.queue_id, spec.run_id) for cfg in spec.sinks]
+        # The batches' run is the ring's creator: a ring left by a crashed
+        # run keeps its id, so the sinks recognise what they already hold.
+        self.run_id = self.ring.run_id or spec.run_id
+        self.sinks = [make_sink(cfg, spec.queue_id, self.run_id) for cfg in spec.sinks]
+        tail = self.ring.tail
+        for sink in self.sinks:
+            sink.need = tail
+        self.held: list = []        # Taken batches not yet released, oldest first
         self.latency = LatencyHistogram()
-        self.delivered = 0
+        self.delivered = 0          # records released after every sink committed them
         self.batches = 0
-        self.duplicates = 0         # records of batches a dead predecessor had already written
-        self.sink_failed = 0        # records a sink could not take (counted, then released)
+        self.taken = 0              # records taken from the ring by this worker
+        self.sink_failed = 0        # records a sink refused for good (none today: failures are retried)
+        self.sink_errors = 0        # failed writes/commits, each retried
         self.errors: list[str] = []
+        self._retry_at = [0.0] * len(self.sinks)
+        self._logged_at = [-1e9] * len(self.sinks)
         self._last_report = 0.0
 
     def _on_term(self, signum, frame) -> None:
@@ -97,80 +114,124 @@ class Worker:
         self._report()  # ready: ring attached, sinks recovered
         try:
             self._loop()
+            self._finish()
         finally:
-            for sink in self.sinks:
-                try:
-                    sink.close()
-                except (OSError, LogCasterError) as exc:
-                    self.errors.append(f"{sink.kind}: closing: {exc}")
             self._report(final=True)
+            self.held.clear()
             self.ring.close()
         return 0
 
     def _loop(self) -> None:
         idle_since = None
         while True:
-            slot = self.ring.next_slot(timeout=IDLE_WAIT_S)
             now = time.monotonic()
-            if slot is None:
+            pending = [t for t in self._retry_at if t > now]
+            timeout = min([IDLE_WAIT_S] + [t - now for t in pending])
+            taken = self.ring.take(timeout=max(0.0, timeout))
+            now = time.monotonic()
+            if taken is not None:
+                idle_since = None
+                self.latency.add(taken)     # rx -> hand-off to the sinks
+                self.held.append(taken)
+                self.taken += taken.records
+            self._feed(now)
+            self._tick(now)
+            self._release()
+            if taken is None:
                 if self.ring.drained:
                     return
                 idle_since = idle_since or now
                 # Orphaned (capture process gone) or told to stop with nothing coming: finish.
                 if (os.getppid() != self.parent or self.stop_requested) and now - idle_since > ORPHAN_GRACE_S:
                     return
-                self._housekeeping(now)
-                continue
-            idle_since = None
-            self._deliver(slot)
-            self.ring.release(slot.seq + 1)
-            self._housekeeping(now)
+            if now - self._last_report >= self.spec.stats_interval_s:
+                self._report()
+                self._last_report = now
 
-    def _deliver(self, slot) -> None:
-        hdr = slot.hdr
-        if hdr.count == 0:
-            return
-        view = BatchView(hdr, slot.to_arrow, self.spec.queue_id, slot.seq)
-        # Each batch is counted once: duplicate (every sink had it), sink
-        # failure (some sink could not take it), or delivered.
-        skipped = failed = 0
-        for sink in self.sinks:
-            if view.seq <= sink.last_seq:
-                skipped += 1  # written before a crash, delivered again by the ring
+    def _feed(self, now: float) -> None:
+        """Hand every sink the held batches it still needs."""
+        for i, sink in enumerate(self.sinks):
+            if now < self._retry_at[i]:
                 continue
             try:
-                sink.write(view)
+                for taken in self.held:
+                    if taken.end > sink.need:
+                        sink.write(taken)
             except SinkError as exc:
-                failed += 1
-                self.errors.append(str(exc))
-                log.error("%s", exc)
-        if skipped == len(self.sinks):
-            self.duplicates += hdr.count
-        elif failed:
-            self.sink_failed += hdr.count
-        else:
-            self.latency.add(hdr)
-            self.delivered += hdr.count
-            self.batches += 1
+                self._failed(i, sink, exc, now)
 
-    def _housekeeping(self, now: float) -> None:
-        for sink in self.sinks:
+    def _tick(self, now: float) -> None:
+        fill = self._ring_fill()
+        for i, sink in enumerate(self.sinks):
+            if now < self._retry_at[i]:
+                continue
             try:
-                sink.tick(now)
-            except (OSError, LogCasterError) as exc:
-                self.errors.append(f"{sink.kind}: rotating: {exc}")
-        if now - self._last_report >= self.spec.stats_interval_s:
-            self._report()
-            self._last_report = now
+                sink.tick(now, fill)
+            except SinkError as exc:
+                self._failed(i, sink, exc, now)
+
+    def _failed(self, i: int, sink, exc: SinkError, now: float) -> None:
+        """The batches stay in the ring; the sink starts again from what it committed."""
+        self.sink_errors += 1
+        self._retry_at[i] = now + RETRY_S
+        try:
+            sink.abort()
+        except (OSError, LogCasterError) as more:
+            exc = SinkError(f"{exc}; then cleaning up: {more}")
+        if now - self._logged_at[i] >= self.spec.stats_interval_s:
+            self._logged_at[i] = now
+            log.error("%s (retrying every %.1f s; the ring holds the batches)", exc, RETRY_S)
+            self.errors.append(str(exc))
+            del self.errors[:-10]
+
+    def _ring_fill(self) -> float:
+        s = self.ring.stats()
+        return s["bytes_used"] / s["data_size"] if s["data_size"] else 0.0
+
+    def _release(self) -> None:
+        upto = min(sink.committed() for sink in self.sinks)
+        tail = self.ring.tail
+        if upto <= tail:
+            return
+        before = self.ring.stats()["records_released"]
+        self.batches += self.ring.release(upto)
+        self.delivered += self.ring.stats()["records_released"] - before
+        while self.held and self.held[0].end <= upto:
+            self.held.pop(0)
+
+    def _finish(self) -> None:
+        """Commit everything (the last files are closed); what a failing sink
+        could not take stays in the ring for the next start."""
+        for attempt in range(2):
+            self._retry_at = [0.0] * len(self.sinks)
+            self._feed(time.monotonic())
+            for i, sink in enumerate(self.sinks):
+                try:
+                    sink.close()
+                except SinkError as exc:
+                    self._failed(i, sink, exc, time.monotonic())
+            self._release()
+            if not self.held:
+                return
+            time.sleep(RETRY_S)
+        log.error("stopping with %d records the sinks did not commit: they stay in the ring %s "
+                  "and are delivered at the next start", sum(t.records for t in self.held), self.spec.ring_path)
+
+    @property
+    def duplicates(self) -> int:
+        return min((s.duplicates for s in self.sinks), default=0)
 
     def stats(self) -> dict:
         return {
             "queue_id": self.spec.queue_id,
             "pid": os.getpid(),
+            "run_id": self.run_id,
             "delivered": self.delivered,
             "batches": self.batches,
             "duplicates_suppressed": self.duplicates,
             "sink_failed": self.sink_failed,
+            "sink_errors": self.sink_errors,
+            "held_records": sum(t.records for t in self.held),
             "latency_counts": self.latency.counts(),
             "sinks": [s.stats() for s in self.sinks],
             "errors": self.errors[-10:],

@@ -322,7 +322,7 @@ class Appliance:
         capture.update({"udp_ports": [SYSLOG_PORT], "burst": 64, "batch_size": 1024})
         return {
             "capture": capture,
-            "ring": {"slots": 64},
+            "ring": {"size": "512MiB"},
             "sinks": [{"type": "null"}],
             "dpdk": {"in_memory": True, "file_prefix": f"lce2e{os.getpid()}", "log_level": "error"},
             "cores": {"rx": [rx_cpu], "workers": [worker_cpu]},

@@ -36,7 +36,7 @@ def scenario_config(name: str, pcap: Path, work: Path) -> dict:
         "capture": {"ports": [{"name": "net_pcap0", "vdev": f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
                                "link_timeout_ms": 0}],
                     "burst": 64, "batch_size": 1024},
-        "ring": {"slots": 64},
+        "ring": {"size": "512MiB"},
         "sinks": sinks,
         "dpdk": {"file_prefix": f"lcbench{os.getpid()}{name}", "log_level": "error"},
         "stats_interval_s": 5,

@@ -98,11 +98,19 @@ int lc_batch_init(void *mem, uint64_t size, uint32_t capacity,
 /* Empty a batch for reuse (keeps its layout), with a new sequence number. */
 void lc_batch_reset(struct lc_batch_hdr *b, uint64_t seq);
 
+/* Move a filled batch's buffers together so it takes only the bytes it
+ * holds; returns its new total_size. The batch is read-only afterwards
+ * (lay it out again with lc_batch_init to reuse the memory). */
+int64_t lc_batch_compact(struct lc_batch_hdr *b);
+
 /* 1 if a record with `payload_len` bytes of UDP payload fits, else 0. */
 int lc_batch_room(const struct lc_batch_hdr *b, uint32_t payload_len);
 
 /* Field name of a column (the schema's), for the Python-side check. */
 const char *lc_col_name(int col);
+/* Kind (enum lc_col_kind) and nullability (1/0) of a column, or -EINVAL. */
+int lc_col_kind(int col);
+int lc_col_nullable(int col);
 
 /* ABI version of the compiled shim; Python refuses a stale build. */
 int lc_abi_version(void);

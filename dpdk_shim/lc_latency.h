@@ -12,5 +12,8 @@
  * Returns the number of records added. */
 int lc_latency_add(const struct lc_batch_hdr *b, int64_t now_ns, uint64_t *hist);
 
+/* The same for each of `n` batches (what one worker take() hands over). */
+int64_t lc_latency_add_many(struct lc_batch_hdr **b, uint32_t n, int64_t now_ns, uint64_t *hist);
+
 /* Lower bound in ns of bucket i (for percentiles). */
 int64_t lc_latency_bucket_floor(uint32_t i);

@@ -41,7 +41,7 @@ def demo_config(pcap: Path, data_dir: Path) -> config.Config:
         # net_pcap reads the file as fast as the RX loop takes it (2-3 M/s), faster
         # than one Parquet worker writes: a ring that holds the whole sample
         # keeps the demo lossless even on a busy machine.
-        "ring": {"slots": 256},
+        "ring": {"size": "256MiB"},
         "stats_interval_s": 1.0,
     }, source="<demo>")
 

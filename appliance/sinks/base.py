@@ -1,4 +1,4 @@
-"""What every sink shares: the batch view handed to it, the error, file naming."""
+"""What every sink shares: the contract, the error, file naming."""
 
 from __future__ import annotations
 
@@ -18,38 +18,6 @@ class SinkError(LogCasterError):
     """A sink could not take a batch."""
 
 
-class BatchView:
-    """One batch as the sinks see it: the C header (for C encoders) and a
-    zero-copy RecordBatch, both valid until the worker releases the slot.
-    The RecordBatch is built on first use: a sink that needs only the
-    header (null, JSON lines) never pays for it."""
-
-    def __init__(self, hdr, to_arrow, queue_id: int, seq: int):
-        self.hdr = hdr
-        self._to_arrow = to_arrow
-        self._arrow: pa.RecordBatch | None = None
-        self.queue_id = queue_id
-        self.seq = seq
-
-    @property
-    def arrow(self) -> pa.RecordBatch:
-        if self._arrow is None:
-            self._arrow = self._to_arrow()
-        return self._arrow
-
-    @property
-    def num_rows(self) -> int:
-        return self.hdr.count
-
-    @property
-    def first_rx_ns(self) -> int:
-        return self.hdr.first_rx_ns
-
-    @property
-    def last_rx_ns(self) -> int:
-        return self.hdr.last_rx_ns
-
-
 def hour_of(ns: int) -> int:
     return ns // HOUR_NS
 
@@ -60,46 +28,66 @@ def partition_dir(root: Path, hour: int) -> Path:
     return root / f"date={t:%Y-%m-%d}" / f"hour={t:%H}"
 
 
-def hour_splits(view: BatchView) -> list[tuple[int, int, int]]:
-    """(hour, first_row, end_row) runs of a batch. rx_time only grows inside
-    a queue's batch, so a batch crosses an hour boundary at most rarely; the
-    common case costs nothing."""
-    first, last = hour_of(view.first_rx_ns), hour_of(view.last_rx_ns)
-    n = view.num_rows
-    if first == last:
-        return [(first, 0, n)]
+def hour_parts(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    """(hour, rows) of a table by the hour of rx_time, in order. rx_time only
+    grows inside a queue, so a take spans an hour boundary at most rarely;
+    the common case is one min/max in C++ and no copy."""
     import pyarrow.compute as pc
 
-    hours = pc.divide(view.arrow.column("rx_time").cast(pa.int64()), HOUR_NS).to_pylist()
-    runs, start = [], 0
-    for i in range(1, n + 1):
-        if i == n or hours[i] != hours[start]:
-            runs.append((hours[start], start, i))
-            start = i
-    return runs
+    if table.num_rows == 0:
+        return []
+    rx = table.column("rx_time").cast(pa.int64())
+    bounds = pc.min_max(rx)
+    first, last = hour_of(bounds["min"].as_py()), hour_of(bounds["max"].as_py())
+    if first == last:
+        return [(first, table)]
+    hours = pc.divide(rx, HOUR_NS)
+    return [(h, table.filter(pc.equal(hours, h))) for h in range(first, last + 1)
+            if pc.any(pc.equal(hours, h)).as_py()]
 
 
 class Sink:
+    """What the worker drives (appliance/worker.py).
+
+    The ring is the spool: the worker hands a sink every batch it takes,
+    and releases ring space only up to what every sink has `committed`.
+    `need` is the index of the next batch this sink wants: the worker
+    hands it takes from there on (again after a failure: nothing given to
+    a sink that failed is lost, it is in the ring)."""
+
     kind = "sink"
 
-    def __init__(self, cfg: SinkConfig, queue_id: int):
+    def __init__(self, cfg: SinkConfig, queue_id: int, run_id: int = 0):
         self.cfg = cfg
         self.queue_id = queue_id
-        self.last_seq = -1
+        self.run_id = run_id
+        self.need = 0               # set by the worker to the ring's tail at start
         self.records = 0
         self.batches = 0
+        self.duplicates = 0         # records skipped: held before a crash, delivered again by the ring
 
-    def write(self, view: BatchView) -> None:
+    def write(self, taken) -> None:
+        """Take batches [taken.first, taken.end) (the worker never hands one
+        before `need`); raise SinkError when they could not be written."""
         raise NotImplementedError
 
-    def tick(self, now: float) -> None:
-        """Rotate on time; called between batches and when idle."""
+    def committed(self) -> int:
+        """Every batch before this index is safe from a crash of this process."""
+        return self.need
+
+    def tick(self, now: float, ring_fill: float) -> None:
+        """Rotate on time; commit early when the ring is filling (ring_fill:
+        the share of the ring's bytes not yet released)."""
+
+    def abort(self) -> None:
+        """Drop what is not committed (after a failure): the worker hands it again."""
 
     def close(self) -> None:
-        """Finish every open file."""
+        """Commit everything written and finish every open file."""
 
     def stats(self) -> dict:
-        return {"kind": self.kind, "records": self.records, "batches": self.batches}
+        return {"kind": self.kind, "records": self.records, "batches": self.batches,
+                "duplicates": self.duplicates}
 
 
 def fsync_dir(path: Path) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 
-from appliance.sinks.base import BatchView, Sink
+from appliance.sinks.base import Sink
 
 
 class NullSink(Sink):
     kind = "null"
 
-    def write(self, view: BatchView) -> None:
+    def write(self, taken) -> None:
         if self.cfg.delay_ms:
             time.sleep(self.cfg.delay_ms / 1000.0)
-        self.records += view.hdr.count
-        self.batches += 1
-        self.last_seq = view.seq
+        self.records += taken.records
+        self.batches += len(taken)
+        self.need = taken.end

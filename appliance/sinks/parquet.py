@@ -1,27 +1,31 @@
 """The Parquet sink (the default): Hive partitions by date and hour of rx_time.
 
-Batches first go to a spool: an Arrow IPC stream file per (queue, hour),
-written straight to the OS, so a batch is safe from a crash of the worker as
-soon as write() returns and its ring slot can be released. When a spool
-rotates (time or size) it is converted, in a background thread, into one
-Parquet file (zstd, large row groups for DuckDB), written under a temporary
-name and renamed when complete, so a reader never sees a partial file. One
-converter thread per sink; when it falls MAX_PENDING spools behind, write()
-waits for it, so a sink slower than the traffic fills the ring (counted as
-ring_full) instead of piling up threads and spool files.
+Written once, straight from the ring: the batches a worker takes are
+appended (zero-copy) to the open file of their hour, and written out as a
+row group each time `row_group_rows` records have gathered. The ring is the
+spool: nothing is released from it until the file holding the batches is
+complete — written under a temporary name in the store's `.staging/`
+directory, closed, and renamed into its partition — so a reader never sees
+a partial file and a crash of the worker loses nothing. A file is closed
+after `rotate_seconds`, at `rotate_bytes`, or early when its batches hold
+more than half of the ring (so the ring never fills behind a slow commit).
 
-A worker that died leaves its spools behind; its replacement converts them
-first (an IPC stream can be read up to the last whole batch) and learns the
-last batch sequence number they hold, so batches the ring delivers again are
-skipped and counted instead of written twice.
+Exactly once across crashes: a complete file is named
+`q<queue>-<run>-<first seq>-<last seq>.parquet` (the run that made the
+ring, the batch sequence numbers it holds). A replacement worker deletes
+the staging files its predecessor left and skips the batches the ring
+delivers again that a complete file of that hour already holds.
+
+Writer settings (docs/BENCHMARKS.md has the measurements): zstd level 1,
+dictionary encoding only for repeating columns, min/max statistics only
+where they help a query skip row groups.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,180 +35,198 @@ import pyarrow.parquet as pq
 
 from appliance.batch import SCHEMA
 from appliance.config import SinkConfig
-from appliance.sinks.base import BatchView, Sink, SinkError, fsync_dir, hour_splits, partition_dir
+from appliance.sinks.base import Sink, SinkError, fsync_dir, hour_parts, partition_dir
 
 log = logging.getLogger(__name__)
 
 # Dictionary encoding pays for columns that repeat (hosts, apps, addresses);
-# for message/raw-like columns it is CPU spent to find it does not (-20 % rows/s).
+# for message/raw-like columns it is CPU spent to find it does not.
 DICTIONARY_COLUMNS = ["src_ip", "dst_ip", "src_port", "dst_port", "vlan", "facility", "severity", "format",
                       "hostname", "app_name", "msgid", "flags"]
-
-MAX_PENDING = 2                 # spools waiting for the converter before write() waits
 
 # Min/max statistics help DuckDB skip row groups on time, host, severity...;
 # on message/raw-like text they are useless and cost ~3 % of the write.
 STATISTICS_COLUMNS = [c for c in SCHEMA.names if c not in ("message", "raw", "structured_data")]
 
-SPOOL_DIR = ".spool"
-SPOOL_SUFFIX = ".arrows"
+COMPRESSION_LEVEL = {"zstd": 1}    # level 1: the fastest zstd; higher levels cost more CPU than they save
+RING_SHARE = 0.5                   # close files once unreleased batches fill this share of the ring
+STAGING_DIR = ".staging"
+_NAME = re.compile(r"q(\d+)-(\d+)-(\d+)-(\d+)\.parquet")
+
+
+def writer_options(cfg: SinkConfig) -> dict:
+    """The ParquetWriter settings of this sink (also used by bench/pipeline.py's
+    pyarrow-only baseline, so the two write the same way)."""
+    compression = None if cfg.compression == "none" else cfg.compression
+    return dict(compression=compression, compression_level=COMPRESSION_LEVEL.get(cfg.compression),
+                use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
 
 
 @dataclass
-class _Spool:
+class _File:
     hour: int
-    path: Path
+    tmp: Path
+    writer: pq.ParquetWriter
     opened: float
-    file: pa.NativeFile
-    writer: pa.ipc.RecordBatchStreamWriter
-    rows: int = 0
-    first_seq: int = -1
+    first_seq: int
     last_seq: int = -1
-
-
-@dataclass
-class _Converted:
-    files: list[Path] = field(default_factory=list)
     rows: int = 0
-    errors: list[str] = field(default_factory=list)
+    pending: list = field(default_factory=list)   # tables not yet in a row group
+    pending_rows: int = 0
+    bytes_in: int = 0                             # Arrow bytes appended (rotate_bytes' measure)
 
 
 class ParquetSink(Sink):
     kind = "parquet"
 
     def __init__(self, cfg: SinkConfig, queue_id: int, run_id: int = 0):
-        super().__init__(cfg, queue_id)
+        super().__init__(cfg, queue_id, run_id)
         self.root = Path(cfg.path)
-        self.run_id = run_id
-        self.spool_dir = self.root / SPOOL_DIR
+        self.staging = self.root / STAGING_DIR
         try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            self.staging.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SinkError(f"parquet sink: cannot create {self.spool_dir}", errno=exc.errno) from None
-        self._spools: dict[int, _Spool] = {}
-        self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parquet-q{queue_id}")
-        self._pending: list[Future] = []
-        self._done = _Converted()
-        self._lock = threading.Lock()
-        self.recovered_rows = 0
-        self._recover()
+            raise SinkError(f"parquet sink: cannot create {self.staging}: {exc.strerror}", errno=exc.errno) from None
+        self._files: dict[int, _File] = {}
+        self._done: dict[int, int] = {}      # hour -> highest batch seq of this run/queue in complete files
+        self._options = writer_options(cfg)
+        self.files = 0
+        self.rows_in_files = 0
+        self.dropped_partial = self._drop_staging()
 
     # -- crash recovery ---------------------------------------------------
 
-    def _recover(self) -> None:
-        """Convert the spools a dead worker of this queue left behind."""
-        for path in sorted(self.spool_dir.glob(f"q{self.queue_id}-*{SPOOL_SUFFIX}")):
-            hour = int(path.name.split("-")[1])
-            rows, last = self._convert(path, hour)
-            self.recovered_rows += rows
-            if last is not None and last[0] == self.run_id:
-                self.last_seq = max(self.last_seq, last[1])
-            log.info("recovered %d rows from %s", rows, path)
+    def _drop_staging(self) -> int:
+        """Files a dead worker of this queue was writing: never complete, their
+        batches were never released, the ring delivers them again."""
+        n = 0
+        for path in self.staging.glob(f".q{self.queue_id}-*.parquet.tmp"):
+            path.unlink(missing_ok=True)
+            log.info("dropped incomplete %s (its batches are still in the ring)", path)
+            n += 1
+        return n
+
+    def _done_in(self, hour: int) -> int:
+        """Highest seq of this run and queue already in a complete file of `hour`."""
+        if hour not in self._done:
+            best = -1
+            directory = partition_dir(self.root, hour)
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                m = _NAME.fullmatch(name)
+                if m and int(m.group(1)) == self.queue_id and int(m.group(2)) == self.run_id:
+                    best = max(best, int(m.group(4)))
+            self._done[hour] = best
+        return self._done[hour]
 
     # -- writing ----------------------------------------------------------
 
-    def _open_spool(self, hour: int) -> _Spool:
-        path = self.spool_dir / f"q{self.queue_id}-{hour}-{time.time_ns()}{SPOOL_SUFFIX}"
+    def write(self, taken) -> None:
+        first = max(taken.first, self.need)     # after an abort, part may be committed already
+        table = taken.table()
+        if first > taken.first:
+            table = table.slice(_rows_before(taken, first))
         try:
-            f = pa.OSFile(str(path), "wb")
+            parts = hour_parts(table)
+            if any(self._done_in(hour) >= first for hour, _ in parts):
+                self._write_each(taken, first)  # the ring delivers again what a dead worker wrote
+            else:
+                for hour, part in parts:
+                    self._append(hour, part, first, taken.end - 1)
         except OSError as exc:
-            raise SinkError(f"parquet sink: cannot create spool {path}: {exc}") from None
-        writer = pa.ipc.new_stream(f, SCHEMA)
-        spool = _Spool(hour, path, time.monotonic(), f, writer)
-        self._spools[hour] = spool
-        return spool
+            raise SinkError(f"parquet sink {self.root}: writing batches {first}..{taken.end - 1}: "
+                            f"{exc.strerror or exc}", errno=exc.errno) from None
+        self.records += table.num_rows
+        self.batches += taken.end - first
+        self.need = taken.end
 
-    def write(self, view: BatchView) -> None:
-        meta = {"seq": str(view.seq), "run": str(self.run_id)}
+    def _write_each(self, taken, first: int) -> None:
+        """Batch by batch, skipping those a complete file already holds (only
+        right after a crash, so the per-batch loop is off the hot path)."""
+        chunks = taken.table().to_batches()          # one chunk per batch, in order
+        for seq in range(first, taken.end):
+            rb = chunks[seq - taken.first]
+            for hour, part in hour_parts(pa.Table.from_batches([rb], schema=SCHEMA)):
+                if self._done_in(hour) >= seq:
+                    self.duplicates += part.num_rows
+                    continue
+                self._append(hour, part, seq, seq)
+
+    def _append(self, hour: int, part: pa.Table, first_seq: int, last_seq: int) -> None:
+        f = self._files.get(hour) or self._open(hour, first_seq)
+        f.pending.append(part)
+        f.pending_rows += part.num_rows
+        f.bytes_in += part.nbytes
+        f.last_seq = last_seq
+        if f.pending_rows >= self.cfg.row_group_rows:
+            self._flush_row_group(f)
+
+    def _open(self, hour: int, first_seq: int) -> _File:
+        tmp = self.staging / f".q{self.queue_id}-{self.run_id}-{first_seq}-{time.time_ns()}.parquet.tmp"
+        writer = pq.ParquetWriter(str(tmp), SCHEMA, **self._options)
+        f = _File(hour, tmp, writer, time.monotonic(), first_seq)
+        self._files[hour] = f
+        return f
+
+    def _flush_row_group(self, f: _File) -> None:
+        if f.pending_rows:
+            table = pa.concat_tables(f.pending)          # zero-copy: the chunks stay the ring's
+            f.writer.write_table(table, row_group_size=f.pending_rows)
+            f.rows += f.pending_rows
+            f.pending, f.pending_rows = [], 0
+
+    def committed(self) -> int:
+        """Everything before the first batch of a file still open is in complete files."""
+        return min((f.first_seq for f in self._files.values()), default=self.need)
+
+    def tick(self, now: float, ring_fill: float = 0.0) -> None:
+        for f in list(self._files.values()):
+            if (now - f.opened >= self.cfg.rotate_seconds or f.bytes_in >= self.cfg.rotate_bytes
+                    or ring_fill >= RING_SHARE):
+                self._commit(f)
+
+    def _commit(self, f: _File) -> None:
+        """Last row group, footer, rename into the store: the file is complete."""
         try:
-            for hour, start, end in hour_splits(view):
-                spool = self._spools.get(hour) or self._open_spool(hour)
-                part = view.arrow if (start, end) == (0, view.num_rows) else view.arrow.slice(start, end - start)
-                spool.writer.write_batch(part, custom_metadata=meta)
-                spool.rows += part.num_rows
-                spool.last_seq = view.seq
-                if spool.first_seq < 0:
-                    spool.first_seq = view.seq
-                if spool.file.tell() >= self.cfg.rotate_bytes:
-                    self._rotate(spool)
+            self._flush_row_group(f)
+            f.writer.close()
+            directory = partition_dir(self.root, f.hour)
+            directory.mkdir(parents=True, exist_ok=True)
+            final = directory / f"q{self.queue_id}-{self.run_id}-{f.first_seq}-{f.last_seq}.parquet"
+            os.replace(f.tmp, final)
+            fsync_dir(directory)
         except OSError as exc:
-            raise SinkError(f"parquet sink: writing batch {view.seq}: {exc}") from None
-        self.records += view.num_rows
-        self.batches += 1
-        self.last_seq = view.seq
+            raise SinkError(f"parquet sink {self.root}: completing {f.tmp.name}: {exc.strerror or exc}",
+                            errno=exc.errno) from None
+        del self._files[f.hour]
+        self._done[f.hour] = max(self._done.get(f.hour, -1), f.last_seq)
+        self.files += 1
+        self.rows_in_files += f.rows
 
-    def tick(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        for spool in list(self._spools.values()):
-            if now - spool.opened >= self.cfg.rotate_seconds:
-                self._rotate(spool)
-        self._pending = [f for f in self._pending if not f.done()]
-
-    def _rotate(self, spool: _Spool) -> None:
-        del self._spools[spool.hour]
-        spool.writer.close()
-        spool.file.close()
-        self._pending = [f for f in self._pending if not f.done()]
-        while len(self._pending) >= MAX_PENDING:
-            self._pending.pop(0).result()  # backpressure: the converter is behind
-        self._pending.append(self._converter.submit(self._convert, spool.path, spool.hour))
-
-    # -- spool -> parquet -------------------------------------------------
-
-    def _convert(self, spool_path: Path, hour: int) -> tuple[int, tuple[int, int] | None]:
-        """Spool -> Parquet (tmp name, then rename), then drop the spool.
-        Returns the rows converted and the (run, seq) of the last whole batch."""
-        batches, last = [], None
-        try:
-            with pa.memory_map(str(spool_path)) as source:
-                try:
-                    reader = pa.ipc.open_stream(source)
-                except pa.ArrowInvalid:
-                    reader = None  # died before the stream header was written: nothing in it
-                while reader is not None:
-                    try:
-                        batch, meta = reader.read_next_batch_with_custom_metadata()
-                    except StopIteration:
-                        break
-                    except (pa.ArrowInvalid, OSError):
-                        break  # a batch cut short by a crash: it was never released, the ring has it
-                    batches.append(batch)
-                    if meta is not None:
-                        last = (int(meta[b"run"]), int(meta[b"seq"]))
-                rows = sum(b.num_rows for b in batches)
-                if rows:
-                    self._write_parquet(pa.Table.from_batches(batches, schema=SCHEMA), hour, spool_path.stem)
-        except OSError as exc:
-            msg = f"parquet sink: converting {spool_path}: {exc}"
-            log.error(msg)
-            with self._lock:
-                self._done.errors.append(msg)
-            return 0, last
-        spool_path.unlink()
-        with self._lock:
-            self._done.rows += rows
-        return rows, last
-
-    def _write_parquet(self, table: pa.Table, hour: int, stem: str) -> None:
-        directory = partition_dir(self.root, hour)
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / f"{stem}.parquet"
-        tmp = directory / f".{stem}.parquet.tmp"
-        compression = None if self.cfg.compression == "none" else self.cfg.compression
-        pq.write_table(table, tmp, row_group_size=self.cfg.row_group_rows, compression=compression,
-                       use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
-        os.replace(tmp, final)
-        fsync_dir(directory)
-        with self._lock:
-            self._done.files.append(final)
+    def abort(self) -> None:
+        """Drop the open files (their batches are still in the ring) and start
+        again from the first batch not in a complete file."""
+        self.need = self.committed()
+        for f in self._files.values():
+            try:
+                f.writer.close()
+            except (OSError, pa.ArrowException):
+                pass
+            f.tmp.unlink(missing_ok=True)
+        self._files.clear()
 
     def close(self) -> None:
-        for spool in list(self._spools.values()):
-            self._rotate(spool)
-        self._converter.shutdown(wait=True)
-        self._pending.clear()
+        for f in list(self._files.values()):
+            self._commit(f)
 
     def stats(self) -> dict:
-        with self._lock:
-            return {**super().stats(), "files": len(self._done.files), "rows_in_files": self._done.rows,
-                    "recovered_rows": self.recovered_rows, "errors": list(self._done.errors)}
+        return {**super().stats(), "files": self.files, "rows_in_files": self.rows_in_files,
+                "open_files": len(self._files), "dropped_partial": self.dropped_partial}
+
+
+def _rows_before(taken, index: int) -> int:
+    """Rows of the batches of `taken` before batch `index`."""
+    return sum(taken.hdrs[i].count for i in range(index - taken.first))

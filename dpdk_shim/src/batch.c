@@ -52,6 +52,16 @@ const char *lc_col_name(int col)
     return (col >= 0 && col < LC_NCOLS) ? lc_cols[col].name : NULL;
 }
 
+int lc_col_kind(int col)
+{
+    return (col >= 0 && col < LC_NCOLS) ? (int)lc_cols[col].kind : -EINVAL;
+}
+
+int lc_col_nullable(int col)
+{
+    return (col >= 0 && col < LC_NCOLS) ? lc_cols[col].nullable : -EINVAL;
+}
+
 /* Worst-case bytes one record with `len` payload bytes writes in a column. */
 static uint64_t lc_col_bound(int col, uint32_t len)
 {
@@ -91,33 +101,62 @@ static uint32_t lc_fixed_width(uint32_t kind)
     }
 }
 
+/* Where each buffer sits: the data of `message` and `raw` first, right
+ * after the header, then every other buffer in column order. When a batch
+ * is compacted at publish (lc_batch_compact), the first of the two large
+ * buffers never moves and the second moves once, by the first one's slack. */
+enum lc_part { LC_PART_VALUES, LC_PART_VALIDITY, LC_PART_DATA, LC_NPARTS };
+
+static int lc_placed_first(int col, enum lc_part part)
+{
+    return part == LC_PART_DATA && (col == LC_COL_MESSAGE || col == LC_COL_RAW);
+}
+
+static uint64_t lc_part_size(int col, enum lc_part part, uint32_t cap, uint32_t avg_payload)
+{
+    const struct lc_col_spec *s = &lc_cols[col];
+    int is_var = s->kind == LC_KIND_STR || s->kind == LC_KIND_BIN;
+    switch (part) {
+    case LC_PART_VALUES:
+        return lc_align((uint64_t)lc_fixed_width(s->kind) * (cap + (is_var ? 1 : 0)));
+    case LC_PART_VALIDITY:
+        return s->nullable ? lc_align((cap + 7) / 8) : 0;
+    default:
+        return is_var ? lc_align(lc_col_avg(col, avg_payload) * cap + lc_col_bound(col, LC_MAX_PAYLOAD)) : 0;
+    }
+}
+
+static uint32_t *lc_part_off(struct lc_col_desc *c, enum lc_part part)
+{
+    return part == LC_PART_VALUES ? &c->values_off : part == LC_PART_VALIDITY ? &c->validity_off : &c->data_off;
+}
+
 /* Walk the layout; fill `b` when given. Returns total size or -EINVAL. */
 static int64_t lc_layout(struct lc_batch_hdr *b, uint32_t cap, uint32_t avg_payload)
 {
     if (cap == 0 || cap > (1u << 20) || avg_payload > LC_MAX_PAYLOAD)
         return -EINVAL;
     uint64_t off = lc_align(sizeof(struct lc_batch_hdr));
-    for (int col = 0; col < LC_NCOLS; col++) {
-        const struct lc_col_spec *s = &lc_cols[col];
-        int is_var = s->kind == LC_KIND_STR || s->kind == LC_KIND_BIN;
-        uint64_t values = lc_align((uint64_t)lc_fixed_width(s->kind) * (cap + (is_var ? 1 : 0)));
-        uint64_t validity = s->nullable ? lc_align((cap + 7) / 8) : 0;
-        uint64_t data = 0;
-        if (is_var)
-            data = lc_align(lc_col_avg(col, avg_payload) * cap + lc_col_bound(col, LC_MAX_PAYLOAD));
-        if (b) {
-            struct lc_col_desc *c = &b->cols[col];
-            c->kind = s->kind;
-            c->values_off = (uint32_t)off;
-            c->validity_off = s->nullable ? (uint32_t)(off + values) : 0;
-            c->data_off = is_var ? (uint32_t)(off + values + validity) : 0;
-            c->data_cap = (uint32_t)data;
-            c->data_used = 0;
+    if (b) {
+        for (int col = 0; col < LC_NCOLS; col++) {
+            b->cols[col] = (struct lc_col_desc){.kind = lc_cols[col].kind};
         }
-        off += values + validity + data;
-        if (off > UINT32_MAX)
-            return -EINVAL;
     }
+    for (int pass = 0; pass < 2; pass++)
+        for (int col = 0; col < LC_NCOLS; col++)
+            for (enum lc_part part = 0; part < LC_NPARTS; part++) {
+                if (lc_placed_first(col, part) != (pass == 0))
+                    continue;
+                uint64_t size = lc_part_size(col, part, cap, avg_payload);
+                if (size && b) {
+                    *lc_part_off(&b->cols[col], part) = (uint32_t)off;
+                    if (part == LC_PART_DATA)
+                        b->cols[col].data_cap = (uint32_t)size;
+                }
+                off += size;
+                if (off > UINT32_MAX)
+                    return -EINVAL;
+            }
     return (int64_t)off;
 }
 
@@ -159,6 +198,47 @@ void lc_batch_reset(struct lc_batch_hdr *b, uint64_t seq)
         if (c->kind == LC_KIND_STR || c->kind == LC_KIND_BIN)
             ((int32_t *)(base + c->values_off))[0] = 0;
     }
+}
+
+/* Bytes of a buffer that hold data in a batch of `n` records. */
+static uint64_t lc_part_used(const struct lc_batch_hdr *b, int col, enum lc_part part, uint32_t n)
+{
+    const struct lc_col_desc *c = &b->cols[col];
+    int is_var = c->kind == LC_KIND_STR || c->kind == LC_KIND_BIN;
+    switch (part) {
+    case LC_PART_VALUES:
+        return (uint64_t)lc_fixed_width(c->kind) * (n + (is_var ? 1 : 0));
+    case LC_PART_VALIDITY:
+        return c->validity_off ? (n + 7) / 8 : 0;
+    default:
+        return is_var ? c->data_used : 0;
+    }
+}
+
+int64_t lc_batch_compact(struct lc_batch_hdr *b)
+{
+    uint8_t *base = (uint8_t *)b;
+    uint32_t n = b->count;
+    uint64_t off = lc_align(sizeof(struct lc_batch_hdr));
+    /* Buffers move only towards the start, in placement order: a move never
+     * overwrites a buffer that has yet to move. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int col = 0; col < LC_NCOLS; col++)
+            for (enum lc_part part = 0; part < LC_NPARTS; part++) {
+                uint32_t *at = lc_part_off(&b->cols[col], part);
+                if (lc_placed_first(col, part) != (pass == 0) || *at == 0)
+                    continue;
+                uint64_t used = lc_part_used(b, col, part, n);
+                if (*at != off && used)
+                    memmove(base + off, base + *at, used);
+                *at = (uint32_t)off;
+                if (part == LC_PART_DATA)
+                    b->cols[col].data_cap = b->cols[col].data_used;
+                off += lc_align(used);
+            }
+    b->capacity = n;        /* full: lc_batch_room says no from now on */
+    b->total_size = (uint32_t)off;
+    return (int64_t)off;
 }
 
 int lc_batch_room(const struct lc_batch_hdr *b, uint32_t payload_len)

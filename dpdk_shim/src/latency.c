@@ -22,6 +22,14 @@ int lc_latency_add(const struct lc_batch_hdr *b, int64_t now_ns, uint64_t *hist)
     return (int)b->count;
 }
 
+int64_t lc_latency_add_many(struct lc_batch_hdr **b, uint32_t n, int64_t now_ns, uint64_t *hist)
+{
+    int64_t records = 0;
+    for (uint32_t i = 0; i < n; i++)
+        records += lc_latency_add(b[i], now_ns, hist);
+    return records;
+}
+
 int64_t lc_latency_bucket_floor(uint32_t i)
 {
     if (i == 0)

@@ -1,13 +1,18 @@
-/* ring.c - SPSC ring of batches in a shared file (see lc_ring.h).
+/* ring.c - SPSC ring of variable-size batches in a shared file (see lc_ring.h).
  *
- * Ordering: the producer fills a slot, then store-releases head; the consumer
- * load-acquires head before reading a slot. The consumer reads what it needs
- * from released slots, then store-releases tail; the producer load-acquires
- * tail before reusing a slot. Waking: the consumer sets `sleeping`, fences,
- * re-reads head, and only then FUTEX_WAITs on `futex` (with the value read
- * before setting `sleeping`); the producer stores head, fences, and wakes
- * only when `sleeping` is set, so an idle-free fast path makes no syscall
- * and no wakeup is lost.
+ * Ordering: the producer fills and compacts a batch, then store-releases
+ * head; the consumer load-acquires head before reading a batch. The
+ * consumer reads what it needs from released batches, then store-releases
+ * tail_pos; the producer load-acquires tail_pos before reusing the bytes.
+ * Waking: the consumer sets `sleeping`, fences, re-reads head, and only then
+ * FUTEX_WAITs on `futex` (with the value read before setting `sleeping`);
+ * the producer stores head, fences, and wakes only when `sleeping` is set,
+ * so an idle-free fast path makes no syscall and no wakeup is lost.
+ *
+ * Space: a batch is opened at full size (batch_max bytes) and shrinks to
+ * what it holds at publish, so the ring's capacity is in bytes of records,
+ * whatever the batches' sizes. Positions grow without wrapping; a batch
+ * never straddles the end of the data area (lc_place).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,11 +33,13 @@
 
 #include "../lc_batch.h"
 #include "../lc_ring.h"
+#include "ring_map.h"
 
 #define LC_CACHE_LINE 64
-#define LC_SLOT_ALIGN 4096u               /* slots start on page boundaries */
+#define LC_BATCH_ALIGN 64u                /* batches start 64-byte aligned (Arrow's alignment) */
+#define LC_DATA_ALIGN 4096u               /* the data area is whole pages */
 #define LC_HUGETLBFS_MAGIC 0x958458f6u    /* linux/magic.h HUGETLBFS_MAGIC */
-#define LC_RELEASING UINT64_MAX           /* journal: a release is in progress */
+#define LC_RELEASING UINT64_MAX           /* journal: a release is being written */
 
 /* The header page as it sits in the file. Only ring.c sees it. */
 struct lc_ring_hdr {
@@ -40,16 +47,20 @@ struct lc_ring_hdr {
     _Atomic uint32_t magic;       /* stored last (release): the ring is ready */
     uint16_t version;
     uint16_t queue_id;
-    uint32_t nslots;
+    uint16_t batch_version;       /* LC_BATCH_VERSION of the build that made it */
+    uint16_t pad0;
     uint32_t capacity;
     uint32_t avg_payload;
-    uint32_t batch_size;          /* lc_batch_size() of the build that made it */
-    uint64_t slot_size;
+    uint32_t pad1;
+    uint64_t run_id;
+    uint64_t data_size;
+    uint64_t batch_max;           /* lc_batch_size() of the build that made it */
     uint64_t map_size;            /* bytes of the file */
     uint64_t page_size;
 
-    /* producer line */
+    /* producer line: head index and the byte position after the last batch */
     _Alignas(LC_CACHE_LINE) _Atomic uint64_t head;
+    _Atomic uint64_t head_pos;
     _Atomic uint32_t closed;
 
     /* producer counters */
@@ -57,12 +68,15 @@ struct lc_ring_hdr {
     _Atomic uint64_t batches_dropped;
     _Atomic uint64_t records_dropped;
 
-    /* consumer line: tail, its records counter, and the release journal
-     * (jr_upto, jr_records) that lets a replacement consumer repair
-     * records_released when its predecessor died in the middle of a release */
+    /* consumer line: tail index, its position and records counter, and the
+     * release journal (jr_*): a release is written there whole before tail,
+     * tail_pos and records_released change, so a consumer that died in the
+     * middle leaves what its replacement needs to finish it */
     _Alignas(LC_CACHE_LINE) _Atomic uint64_t tail;
+    _Atomic uint64_t tail_pos;
     _Atomic uint64_t records_released;
     _Atomic uint64_t jr_upto;
+    _Atomic uint64_t jr_pos;
     _Atomic uint64_t jr_records;
 
     /* wake line: futex bumped by the producer, flag set by the consumer */
@@ -71,47 +85,72 @@ struct lc_ring_hdr {
 };
 
 _Static_assert(sizeof(struct lc_ring_hdr) <= LC_RING_HDR_SIZE, "ring header fits its page");
-_Static_assert(LC_RING_HDR_SIZE % LC_CACHE_LINE == 0, "slots stay 64-byte aligned");
+_Static_assert(LC_RING_HDR_SIZE % LC_DATA_ALIGN == 0, "the data area starts on a page");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic uint64_t) == 8,
                "atomics are plain words in the shared file");
 
 /* The per-process handle. */
 struct lc_ring {
     struct lc_ring_hdr *hdr;
-    uint8_t *base;
-    uint8_t *slots;
-    uint64_t map_size;
-    uint64_t mask;
+    struct lc_ring_map *map;      /* the mapping; outlives the handle while exported arrays do */
+    uint8_t *data;
     int fd;
-    int acquired;                 /* producer: a slot is acquired, not published */
+    int acquired;                 /* producer: a batch is acquired, not published */
     int hugetlb;
+    uint64_t acq_pos;             /* producer: where the acquired batch starts */
+    uint64_t rd_seq;              /* consumer: index of the next batch to read */
+    uint64_t rd_pos;              /* consumer: its position (before lc_place) */
 };
 
 static uint64_t lc_round_up(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
 
-static int lc_is_pow2(uint32_t x) { return x && !(x & (x - 1)); }
+/* ---- the mapping, shared with the Arrow export ---------------------------- */
 
-static int64_t lc_slot_size(uint32_t capacity, uint32_t avg_payload)
+struct lc_ring_map *lc_ring_map_get(struct lc_ring *r) { return lc_ring_map_hold(r->map); }
+
+void lc_ring_map_put(struct lc_ring_map *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        munmap(m->base, m->size);
+        free(m);
+    }
+}
+
+/* ---- geometry ------------------------------------------------------------- */
+
+int64_t lc_ring_batch_max(uint32_t capacity, uint32_t avg_payload)
 {
     int64_t b = lc_batch_size(capacity, avg_payload);
-    return b < 0 ? b : (int64_t)lc_round_up((uint64_t)b, LC_SLOT_ALIGN);
+    return b < 0 ? b : (int64_t)lc_round_up((uint64_t)b, LC_BATCH_ALIGN);
 }
 
-int64_t lc_ring_size(uint32_t nslots, uint32_t capacity, uint32_t avg_payload)
+int64_t lc_ring_size(uint64_t data_size, uint32_t capacity, uint32_t avg_payload)
 {
-    if (!lc_is_pow2(nslots) || nslots > LC_RING_MAX_SLOTS)
+    int64_t batch = lc_ring_batch_max(capacity, avg_payload);
+    if (batch < 0)
+        return batch;
+    uint64_t data = lc_round_up(data_size, LC_DATA_ALIGN);
+    if (data < LC_RING_MIN_BATCHES * (uint64_t)batch || data > (INT64_MAX >> 1))
         return -EINVAL;
-    int64_t slot = lc_slot_size(capacity, avg_payload);
-    if (slot < 0)
-        return slot;
-    if ((uint64_t)slot > (INT64_MAX - LC_RING_HDR_SIZE) / nslots)
-        return -EINVAL;
-    return LC_RING_HDR_SIZE + (int64_t)nslots * slot;
+    return LC_RING_HDR_SIZE + (int64_t)data;
 }
 
-static struct lc_batch_hdr *lc_slot(const struct lc_ring *r, uint64_t index)
+/* Where a batch opened at `pos` really starts: there if a full batch fits
+ * before the end of the data area, else at the start of the next lap. */
+static inline uint64_t lc_place(const struct lc_ring_hdr *h, uint64_t pos)
 {
-    return (struct lc_batch_hdr *)(r->slots + (index & r->mask) * r->hdr->slot_size);
+    uint64_t off = pos % h->data_size;
+    return h->data_size - off < h->batch_max ? pos + (h->data_size - off) : pos;
+}
+
+static inline struct lc_batch_hdr *lc_at(const struct lc_ring *r, uint64_t pos)
+{
+    return (struct lc_batch_hdr *)(r->data + pos % r->hdr->data_size);
+}
+
+static inline uint64_t lc_after(const struct lc_batch_hdr *b, uint64_t pos)
+{
+    return pos + lc_round_up(b->total_size, LC_BATCH_ALIGN);
 }
 
 static long lc_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
@@ -143,26 +182,37 @@ static int lc_map(int fd, uint64_t size, int hugetlb, struct lc_ring **out)
     if (p == MAP_FAILED)
         return -errno;
     struct lc_ring *r = calloc(1, sizeof(*r));
-    if (!r) {
+    struct lc_ring_map *m = calloc(1, sizeof(*m));
+    if (!r || !m) {
+        free(r);
+        free(m);
         munmap(p, size);
         return -ENOMEM;
     }
-    r->base = p;
+    m->base = p;
+    m->size = size;
+    atomic_init(&m->refs, 1);     /* the handle's */
+    r->map = m;
     r->hdr = p;
-    r->slots = r->base + LC_RING_HDR_SIZE;
-    r->map_size = size;
+    r->data = (uint8_t *)p + LC_RING_HDR_SIZE;
     r->fd = fd;
     r->hugetlb = hugetlb;
     *out = r;
     return 0;
 }
 
-int lc_ring_create(const char *path, uint32_t nslots, uint32_t capacity,
-                   uint32_t avg_payload, uint16_t queue_id, struct lc_ring **out)
+static void lc_unmap(struct lc_ring *r)
+{
+    lc_ring_map_put(r->map);
+    free(r);
+}
+
+int lc_ring_create(const char *path, uint64_t data_size, uint32_t capacity, uint32_t avg_payload,
+                   uint16_t queue_id, uint64_t run_id, struct lc_ring **out)
 {
     if (!path || !out)
         return -EINVAL;
-    int64_t need = lc_ring_size(nslots, capacity, avg_payload);
+    int64_t need = lc_ring_size(data_size, capacity, avg_payload);
     if (need < 0)
         return (int)need;
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -194,28 +244,22 @@ int lc_ring_create(const char *path, uint32_t nslots, uint32_t capacity,
     struct lc_ring_hdr *h = r->hdr;
     memset(h, 0, sizeof(*h));
     h->version = LC_RING_VERSION;
+    h->batch_version = LC_BATCH_VERSION;
     h->queue_id = queue_id;
-    h->nslots = nslots;
     h->capacity = capacity;
     h->avg_payload = avg_payload;
-    h->batch_size = (uint32_t)lc_batch_size(capacity, avg_payload);
-    h->slot_size = (uint64_t)lc_slot_size(capacity, avg_payload);
+    h->run_id = run_id;
+    h->data_size = size - LC_RING_HDR_SIZE;     /* the huge page rounding goes to the data */
+    h->batch_max = (uint64_t)lc_ring_batch_max(capacity, avg_payload);
     h->map_size = size;
     h->page_size = page;
-    r->mask = nslots - 1;
-    for (uint32_t i = 0; i < nslots; i++) {
-        if ((rc = lc_batch_init(lc_slot(r, i), h->slot_size, capacity, avg_payload, queue_id)) < 0)
-            goto fail;
-    }
     atomic_store_explicit(&h->magic, LC_RING_MAGIC, memory_order_release);
     *out = r;
     return 0;
 
 fail:
-    if (r) {
-        munmap(r->base, r->map_size);
-        free(r);
-    }
+    if (r)
+        lc_unmap(r);
     unlink(path);
     close(fd);
     return rc;
@@ -228,15 +272,15 @@ static int lc_check_hdr(const struct lc_ring_hdr *h, uint64_t st_size)
     if (magic == 0)
         return -EAGAIN;
     if (magic != LC_RING_MAGIC)
-        return -EBADMSG;
-    if (h->version != LC_RING_VERSION)
+        return (magic & 0xffffff) == (LC_RING_MAGIC & 0xffffff) ? -EPROTO : -EBADMSG;  /* "LCR" of another version */
+    if (h->version != LC_RING_VERSION || h->batch_version != LC_BATCH_VERSION)
         return -EPROTO;
-    int64_t batch = lc_batch_size(h->capacity, h->avg_payload);
-    int64_t slot = lc_slot_size(h->capacity, h->avg_payload);
-    if (batch < 0 || (uint64_t)batch != h->batch_size || slot < 0 || (uint64_t)slot != h->slot_size)
+    int64_t batch = lc_ring_batch_max(h->capacity, h->avg_payload);
+    if (batch < 0 || (uint64_t)batch != h->batch_max)
         return -EPROTO;
-    int64_t need = lc_ring_size(h->nslots, h->capacity, h->avg_payload);
-    if (need < 0 || h->map_size < (uint64_t)need || h->map_size != st_size)
+    int64_t need = lc_ring_size(h->data_size, h->capacity, h->avg_payload);
+    if (need < 0 || h->data_size % LC_DATA_ALIGN || h->map_size != LC_RING_HDR_SIZE + h->data_size ||
+        h->map_size != st_size)
         return -EINVAL;
     return 0;
 }
@@ -274,25 +318,27 @@ int lc_ring_attach(const char *path, struct lc_ring **out)
         goto fail;
     if ((rc = lc_map(fd, h.map_size, hugetlb, &r)) < 0)
         goto fail;
-    r->mask = r->hdr->nslots - 1;
-    for (uint32_t i = 0; i < r->hdr->nslots; i++) {
-        const struct lc_batch_hdr *b = lc_slot(r, i);
-        if (b->magic != LC_BATCH_MAGIC || b->version != LC_BATCH_VERSION ||
-            b->capacity != h.capacity || b->total_size != h.batch_size) {
-            rc = -EPROTO;
-            goto fail;
-        }
-    }
+    lc_ring_rewind(r);
     *out = r;
     return 0;
 
 fail:
-    if (r) {
-        munmap(r->base, r->map_size);
-        free(r);
-    }
     close(fd);
     return rc;
+}
+
+/* Finish a release the previous consumer died in: the journal, once
+ * written whole, names the tail it was going to store. */
+static void lc_repair(struct lc_ring_hdr *h)
+{
+    uint64_t upto = atomic_load_explicit(&h->jr_upto, memory_order_acquire);
+    if (upto == LC_RELEASING || upto < atomic_load_explicit(&h->tail, memory_order_relaxed))
+        return;                   /* being written (tail untouched), or an old one */
+    atomic_store_explicit(&h->tail_pos, atomic_load_explicit(&h->jr_pos, memory_order_relaxed),
+                          memory_order_release);
+    atomic_store_explicit(&h->tail, upto, memory_order_release);
+    atomic_store_explicit(&h->records_released, atomic_load_explicit(&h->jr_records, memory_order_relaxed),
+                          memory_order_release);
 }
 
 int lc_ring_claim(struct lc_ring *r)
@@ -301,7 +347,8 @@ int lc_ring_claim(struct lc_ring *r)
      * the handle closes, including when the process dies */
     if (flock(r->fd, LOCK_EX | LOCK_NB) < 0)
         return errno == EWOULDBLOCK ? -EBUSY : -errno;
-    return 0;
+    lc_repair(r->hdr);
+    return lc_ring_rewind(r);
 }
 
 int lc_ring_unclaim(struct lc_ring *r)
@@ -313,12 +360,8 @@ int lc_ring_close(struct lc_ring *r)
 {
     if (!r)
         return -EINVAL;
-    int rc = 0;
-    if (munmap(r->base, r->map_size) < 0)
-        rc = -errno;
-    if (close(r->fd) < 0 && rc == 0)
-        rc = -errno;
-    free(r);
+    int rc = close(r->fd) < 0 ? -errno : 0;
+    lc_unmap(r);
     return rc;
 }
 
@@ -330,15 +373,17 @@ int lc_ring_unlink(const char *path)
 int lc_ring_info(struct lc_ring *r, struct lc_ring_info *out)
 {
     const struct lc_ring_hdr *h = r->hdr;
-    out->nslots = h->nslots;
+    memset(out, 0, sizeof(*out));
     out->capacity = h->capacity;
     out->avg_payload = h->avg_payload;
     out->queue_id = h->queue_id;
     out->hugetlb = (uint16_t)r->hugetlb;
-    out->slot_size = h->slot_size;
-    out->map_size = r->map_size;
+    out->run_id = h->run_id;
+    out->data_size = h->data_size;
+    out->batch_max = h->batch_max;
+    out->map_size = h->map_size;
     out->page_size = h->page_size;
-    out->base = r->base;
+    out->base = r->map->base;
     return 0;
 }
 
@@ -353,6 +398,10 @@ int lc_ring_stats(struct lc_ring *r, struct lc_ring_stats *out)
     out->records_dropped = atomic_load_explicit(&h->records_dropped, memory_order_relaxed);
     out->batches_released = out->tail;
     out->records_released = atomic_load_explicit(&h->records_released, memory_order_relaxed);
+    uint64_t head_pos = atomic_load_explicit(&h->head_pos, memory_order_relaxed);
+    uint64_t tail_pos = atomic_load_explicit(&h->tail_pos, memory_order_relaxed);
+    out->bytes_used = head_pos > tail_pos ? head_pos - tail_pos : 0;
+    out->data_size = h->data_size;
     out->closed = atomic_load_explicit(&h->closed, memory_order_acquire);
     out->consumer_sleeping = atomic_load_explicit(&h->sleeping, memory_order_relaxed);
     return 0;
@@ -374,7 +423,7 @@ int lc_ring_backlog(struct lc_ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed);
-    return (int)(head - tail);
+    return (int)(head - tail > INT_MAX ? INT_MAX : head - tail);
 }
 
 /* ---- producer ---------------------------------------------------------- */
@@ -384,13 +433,15 @@ int lc_ring_acquire(struct lc_ring *r, struct lc_batch_hdr **slot)
     struct lc_ring_hdr *h = r->hdr;
     if (atomic_load_explicit(&h->closed, memory_order_relaxed))
         return -EPIPE;
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-    if (head - tail >= h->nslots)
+    uint64_t start = lc_place(h, atomic_load_explicit(&h->head_pos, memory_order_relaxed));
+    uint64_t tail_pos = atomic_load_explicit(&h->tail_pos, memory_order_acquire);
+    if (start + h->batch_max - tail_pos > h->data_size)
         return -ENOBUFS;
-    struct lc_batch_hdr *b = lc_slot(r, head);
-    lc_batch_reset(b, head);
+    struct lc_batch_hdr *b = lc_at(r, start);
+    lc_batch_init(b, h->batch_max, h->capacity, h->avg_payload, h->queue_id);
+    b->seq = atomic_load_explicit(&h->head, memory_order_relaxed);
     r->acquired = 1;
+    r->acq_pos = start;
     *slot = b;
     return 0;
 }
@@ -401,8 +452,11 @@ int lc_ring_publish(struct lc_ring *r)
     if (!r->acquired)
         return -EINVAL;
     r->acquired = 0;
+    struct lc_batch_hdr *b = lc_at(r, r->acq_pos);
+    lc_batch_compact(b);
     uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->records_published, lc_slot(r, head)->count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->records_published, b->count, memory_order_relaxed);
+    atomic_store_explicit(&h->head_pos, lc_after(b, r->acq_pos), memory_order_relaxed);
     atomic_store_explicit(&h->head, head + 1, memory_order_release);
     /* pairs with the consumer's fence between setting `sleeping` and
      * re-reading head: one of the two sides sees the other's store */
@@ -432,15 +486,35 @@ int lc_ring_set_closed(struct lc_ring *r)
 
 /* ---- consumer ---------------------------------------------------------- */
 
-int lc_ring_peek(struct lc_ring *r, uint64_t index, struct lc_batch_hdr **slot)
+int lc_ring_rewind(struct lc_ring *r)
 {
-    struct lc_ring_hdr *h = r->hdr;
-    if (index < atomic_load_explicit(&h->tail, memory_order_relaxed))
-        return -ERANGE;
-    if (index >= atomic_load_explicit(&h->head, memory_order_acquire))
-        return 0;
-    *slot = lc_slot(r, index);
-    return 1;
+    r->rd_seq = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+    r->rd_pos = atomic_load_explicit(&r->hdr->tail_pos, memory_order_acquire);
+    return 0;
+}
+
+int lc_ring_cursor(struct lc_ring *r, uint64_t *out)
+{
+    *out = r->rd_seq;
+    return 0;
+}
+
+int lc_ring_read(struct lc_ring *r, uint32_t max, struct lc_batch_hdr **out, uint64_t *records)
+{
+    const struct lc_ring_hdr *h = r->hdr;
+    uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+    uint32_t n = 0;
+    while (n < max && r->rd_seq < head) {
+        uint64_t pos = lc_place(h, r->rd_pos);
+        struct lc_batch_hdr *b = lc_at(r, pos);
+        if (b->magic != LC_BATCH_MAGIC || b->seq != r->rd_seq || b->total_size > h->batch_max)
+            return -EBADMSG;      /* not what the producer wrote: a corrupt ring */
+        out[n++] = b;
+        *records += b->count;
+        r->rd_pos = lc_after(b, pos);
+        r->rd_seq++;
+    }
+    return (int)n;
 }
 
 int lc_ring_release(struct lc_ring *r, uint64_t upto)
@@ -452,24 +526,30 @@ int lc_ring_release(struct lc_ring *r, uint64_t upto)
         return -ERANGE;
     if (upto == tail)
         return 0;
-    uint64_t records = 0;
-    for (uint64_t i = tail; i < upto; i++)
-        records += lc_slot(r, i)->count;    /* read before the producer may reuse */
+    /* walk the batches being released: their records, and where the next starts */
+    uint64_t pos = atomic_load_explicit(&h->tail_pos, memory_order_relaxed), records = 0;
+    for (uint64_t i = tail; i < upto; i++) {
+        pos = lc_place(h, pos);
+        const struct lc_batch_hdr *b = lc_at(r, pos);
+        records += b->count;      /* read before the producer may reuse the bytes */
+        pos = lc_after(b, pos);
+    }
+    pos = lc_place(h, pos);
+    uint64_t released = atomic_load_explicit(&h->records_released, memory_order_relaxed) + records;
 
-    /* A predecessor that died between storing tail and records_released
-     * left the journal naming this tail: finish its update. */
-    uint64_t released = atomic_load_explicit(&h->records_released, memory_order_relaxed);
-    if (atomic_load_explicit(&h->jr_upto, memory_order_relaxed) == tail)
-        released = atomic_load_explicit(&h->jr_records, memory_order_relaxed);
-    released += records;
-
-    /* journal, tail, counter: a death between any two stores leaves a
-     * state the next release repairs (or one already consistent) */
+    /* journal first, then tail_pos, tail, counter: a death anywhere in
+     * between leaves a state lc_repair finishes (or one already consistent) */
     atomic_store_explicit(&h->jr_upto, LC_RELEASING, memory_order_release);
+    atomic_store_explicit(&h->jr_pos, pos, memory_order_release);
     atomic_store_explicit(&h->jr_records, released, memory_order_release);
     atomic_store_explicit(&h->jr_upto, upto, memory_order_release);
+    atomic_store_explicit(&h->tail_pos, pos, memory_order_release);
     atomic_store_explicit(&h->tail, upto, memory_order_release);
     atomic_store_explicit(&h->records_released, released, memory_order_release);
+    if (r->rd_seq < upto) {
+        r->rd_seq = upto;
+        r->rd_pos = pos;
+    }
     return (int)(upto - tail > INT_MAX ? INT_MAX : upto - tail);
 }
 

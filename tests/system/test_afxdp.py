@@ -116,7 +116,7 @@ try:
     for i in range(len(labels)):
         path = f"/dev/shm/lcxdp-{os.getpid()}-q{i}"
         paths.append(path)
-        ring = Ring.create(path, nslots=1024, capacity=256, avg_payload=256, queue_id=i)
+        ring = Ring.create(path, size=64 << 20, capacity=256, avg_payload=256, queue_id=i)
         rings.append(ring)
         dec = Decoder(ports=[514])
         loops.append((backend.rx_loop(i, ring.c, dec.c, plan.rx_cores[i], opts), dec))

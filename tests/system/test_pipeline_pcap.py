@@ -22,6 +22,7 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
+from appliance.ring import batch_max
 from appliance.sample import udp_frame, write_frames
 from runner import Appliance, base_config, run_to_end
 
@@ -130,7 +131,7 @@ def test_worker_killed_mid_stream_loses_nothing(tmp_path):
     n = 6000
     pcap = write_test_pcap(tmp_path / "in.pcap", n, noise=False)
     cfg = base_config(tmp_path, pcap, batch_size=64)
-    cfg["ring"] = {"slots": 256}                      # the whole file fits: no ring_full
+    cfg["ring"] = {"size": "64MiB"}                   # the whole file fits: no ring_full
     cfg["sinks"].append({"type": "null", "delay_ms": 25})  # a slow sink keeps the worker busy
     with Appliance(cfg, tmp_path) as app:
         app.wait_ready()
@@ -155,7 +156,7 @@ def test_ring_overload_counts_exactly_what_went_missing(tmp_path):
     n = 5000
     pcap = write_test_pcap(tmp_path / "in.pcap", n, noise=False)
     cfg = base_config(tmp_path, pcap, batch_size=32)
-    cfg["ring"] = {"slots": 4}
+    cfg["ring"] = {"size": 2 * batch_max(32, 256)}   # the smallest ring: two full batches
     cfg["sinks"] = [{"type": "null", "delay_ms": 20}]
     run = run_to_end(cfg, tmp_path)
     assert run.rc == 0, run.stderr

@@ -20,7 +20,7 @@ from scapy.layers.l2 import Ether
 
 from appliance.decoder import Decoder
 from appliance.errors import ShimError
-from appliance.ring import DATA, Ring, ring_size
+from appliance.ring import DATA, Ring, batch_max, ring_size
 
 pytestmark = pytest.mark.root
 
@@ -28,6 +28,7 @@ HUGE = 2 * 1024 * 1024
 POOL = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 PAGES = 8          # pages this module needs free
 CAP, AVG = 16, 128
+FULL = batch_max(CAP, AVG)
 HANG = 30
 
 
@@ -103,11 +104,11 @@ def _consume(path, results):
 
 
 def test_ring_on_hugetlbfs(hugedir):
-    need = ring_size(4, CAP, AVG)
+    need = ring_size(4 * FULL, CAP, AVG)
     assert need % HUGE, "pick a geometry that needs rounding"
     path = str(hugedir / "ring-q1")
     free = _read("free_hugepages")
-    ring = Ring.create(path, nslots=4, capacity=CAP, avg_payload=AVG, queue_id=1)
+    ring = Ring.create(path, size=4 * FULL, capacity=CAP, avg_payload=AVG, queue_id=1)
     try:
         pages = -(-need // HUGE)
         assert ring.hugetlb and ring.page_size == HUGE
@@ -119,7 +120,7 @@ def test_ring_on_hugetlbfs(hugedir):
         consumer.start()
         decoder = Decoder()
         sent = []
-        for seq in range(10):          # more than nslots: wraps, and waits on the consumer
+        for seq in range(10):          # waits on the consumer when the ring is full
             while (slot := ring.acquire()) is None:
                 time.sleep(0.001)
             assert slot.seq == seq
@@ -145,10 +146,10 @@ def test_ring_on_hugetlbfs(hugedir):
 
 
 def test_short_huge_page_budget_is_a_clean_error(small_hugedir):
-    assert ring_size(16, CAP, AVG) > 4 * 1024 * 1024
+    assert ring_size(16 * FULL, CAP, AVG) > 4 * 1024 * 1024
     path = small_hugedir / "ring-big"
     with pytest.raises(ShimError) as e:
-        Ring.create(path, nslots=16, capacity=CAP, avg_payload=AVG)   # > 4 MiB
+        Ring.create(path, size=16 * FULL, capacity=CAP, avg_payload=AVG)   # > 4 MiB
     assert e.value.errno in (errno.ENOSPC, errno.ENOMEM)
     assert not path.exists(), "nothing left behind"
 
@@ -156,14 +157,14 @@ def test_short_huge_page_budget_is_a_clean_error(small_hugedir):
 def test_create_in_falls_back_to_shm(small_hugedir, tmp_path):
     shm = tmp_path / "shm"
     shm.mkdir()
-    ring = Ring.create_in("ring-q2", dirs=[str(small_hugedir), str(shm)], nslots=16,
+    ring = Ring.create_in("ring-q2", dirs=[str(small_hugedir), str(shm)], size=16 * FULL,
                           capacity=CAP, avg_payload=AVG, queue_id=2)
     with ring:
         assert ring.path == str(shm / "ring-q2") and not ring.hugetlb
-    small = Ring.create_in("ring-q3", dirs=[str(small_hugedir), str(shm)], nslots=1,
+    small = Ring.create_in("ring-q3", dirs=[str(small_hugedir), str(shm)], size=2 * FULL,
                            capacity=CAP, avg_payload=AVG)
     with small:
         assert small.hugetlb and small.path == str(small_hugedir / "ring-q3")
     Ring.unlink(small.path)
     with pytest.raises(ValueError, match="map_"):
-        Ring.create_in("rte_map_0", dirs=[str(shm)], nslots=1, capacity=CAP, avg_payload=AVG)
+        Ring.create_in("rte_map_0", dirs=[str(shm)], size=2 * FULL, capacity=CAP, avg_payload=AVG)

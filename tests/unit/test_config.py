@@ -33,7 +33,7 @@ def with_(path: str, value) -> dict:
 def test_defaults():
     cfg = config.from_dict(GOOD)
     assert cfg.capture.backend == "dpdk" and cfg.capture.ports[0].queues == 1
-    assert cfg.sinks[0].type == "parquet" and cfg.dpdk.in_memory and cfg.ring.slots == 64
+    assert cfg.sinks[0].type == "parquet" and cfg.dpdk.in_memory and cfg.ring.size == 512 << 20
 
 
 def test_sizes_and_short_forms():
@@ -53,7 +53,9 @@ def test_sizes_and_short_forms():
     (with_("capture.timezone", "Mars/Base"), "capture.timezone: unknown time zone 'Mars/Base'"),
     (with_("capture.ports.0.queues", 99), "capture.ports[0].queues: 99 is not allowed (an integer from 1 to 16)"),
     (with_("capture.ports.0.vdev", "net_tap0,iface=x"), "capture.ports[0].vdev: 'net_tap0,iface=x' must start with the port name 'net_pcap0'"),
-    (with_("ring.slots", 48), "ring.slots: 48 is not allowed (a power of two from 2 to 65536)"),
+    (with_("ring.slots", 64), "ring.slots: no longer used (rings are sized in bytes: set ring.size"),
+    (with_("ring.size", "1MiB"), "ring.size: 1048576 bytes is not allowed (at least 3MiB: 2 batches of"),
+    (with_("ring.size", "lots"), "ring.size: 'lots' is not allowed (a size in bytes"),
     (with_("sinks", [{"type": "kafka"}]), "sinks[0].type: 'kafka' is not allowed (one of: parquet, jsonl, null)"),
     (with_("sinks", [{"type": "jsonl"}]), "sinks[0].path: missing (the jsonl sink needs a directory)"),
     (with_("sinks", [{"type": "parquet", "path": "/x", "rotate_bytes": "lots"}]), "sinks[0].rotate_bytes: 'lots' is not allowed"),

@@ -1,7 +1,9 @@
 """The shared-memory batch ring (dpdk_shim/src/ring.c, appliance/ring.py):
-file validation, producer/consumer indices and wrap-around, the full-ring
-drop accounting, futex waits, and the at-least-once contract across
-processes (spawned producer and consumer, a consumer killed with SIGKILL).
+file validation, a ring sized in bytes holding batches of any size,
+producer/consumer indices and wrap-around, the full-ring drop accounting,
+take() as one zero-copy table, futex waits, and the at-least-once contract
+across processes (spawned producer and consumer, a consumer killed with
+SIGKILL, a release interrupted half-way).
 
 Rings live in tmp_path (tmpfs or disk: the ring code does not care);
 tests/system/test_ring_hugetlbfs.py covers hugetlbfs.
@@ -19,13 +21,15 @@ import pytest
 
 from appliance.decoder import Decoder
 from appliance.errors import ShimError
-from appliance.ring import DATA, DRAINED, TIMEOUT, Ring, ring_size
+from appliance.batch import SCHEMA
+from appliance.ring import DATA, DRAINED, TIMEOUT, Ring, batch_max, ring_size
 from dpdk_shim import lib
 from helpers import rows_of, udp_frame
 
 CAP = 8            # records per batch: small rings, fast tests
 AVG = 64
 HANG = 30          # seconds: an upper bound on hangs, not a timing assertion
+FULL = batch_max(CAP, AVG)   # bytes of a batch being filled
 
 
 def message(seq: int, rec: int) -> str:
@@ -63,39 +67,55 @@ def path(tmp_path):
 
 @pytest.fixture
 def ring(path):
-    with Ring.create(path, nslots=4, capacity=CAP, avg_payload=AVG, queue_id=3) as r:
+    with Ring.create(path, size=4 * FULL, capacity=CAP, avg_payload=AVG, queue_id=3, run_id=77) as r:
         yield r
+
+
+def fill(ring: Ring, decoder: Decoder, nrec: int) -> list[int]:
+    """Publish batches of `nrec` records until the ring has no room; their seqs."""
+    seqs = []
+    while (seq := produce(ring, decoder, nrec)) is not None:
+        seqs.append(seq)
+    return seqs
 
 
 # ---- creation, geometry, validation --------------------------------------------
 
-def test_create_lays_out_every_slot(ring, path):
-    need = ring_size(4, CAP, AVG)
-    assert need == lib.LC_RING_HDR_SIZE + 4 * ring.slot_size
-    assert ring.slot_size >= lib.lc_batch_size(CAP, AVG) and ring.slot_size % 4096 == 0
+def test_create_sizes_the_ring_in_bytes(ring, path):
+    need = ring_size(4 * FULL, CAP, AVG)
+    assert need == lib.LC_RING_HDR_SIZE + ring.data_size
+    assert ring.batch_max == FULL >= lib.lc_batch_size(CAP, AVG) and ring.data_size % 4096 == 0
     assert os.path.getsize(path) == ring.map_size >= need
     assert ring.map_size % ring.page_size == 0
-    assert (ring.nslots, ring.capacity, ring.avg_payload, ring.queue_id) == (4, CAP, AVG, 3)
+    assert (ring.capacity, ring.avg_payload, ring.queue_id, ring.run_id) == (CAP, AVG, 3, 77)
     assert ring.head == ring.tail == ring.read_index == 0
     assert ring.stats() == dict(head=0, tail=0, batches_published=0, records_published=0,
                                 batches_dropped=0, records_dropped=0, batches_released=0,
-                                records_released=0, closed=False, consumer_sleeping=False)
+                                records_released=0, bytes_used=0, data_size=ring.data_size,
+                                closed=False, consumer_sleeping=False)
     slot = ring.acquire()
     assert slot.hdr.magic == lib.LC_BATCH_MAGIC and slot.hdr.capacity == CAP
     assert slot.hdr.queue_id == 3 and slot.seq == 0 and len(slot) == 0
 
 
-@pytest.mark.parametrize("nslots", [0, 3, 6, lib.LC_RING_MAX_SLOTS * 2])
-def test_create_rejects_bad_geometry(path, nslots):
+@pytest.mark.parametrize("size", [0, FULL, 2 * FULL - 8192])
+def test_create_rejects_a_ring_smaller_than_two_full_batches(path, size):
     with pytest.raises(ShimError) as e:
-        Ring.create(path, nslots=nslots, capacity=CAP, avg_payload=AVG)
-    assert e.value.errno == errno.EINVAL
+        Ring.create(path, size=size, capacity=CAP, avg_payload=AVG)
+    assert e.value.errno == errno.EINVAL and "two full batches" in str(e.value) or "2 full" in str(e.value)
     assert not os.path.exists(path), "a failed create leaves nothing behind"
+
+
+@pytest.mark.parametrize("capacity, avg", [(0, AVG), (1 << 21, AVG), (CAP, 70000)])
+def test_create_rejects_bad_batch_geometry(path, capacity, avg):
+    with pytest.raises(ShimError) as e:
+        Ring.create(path, size=64 << 20, capacity=capacity, avg_payload=avg)
+    assert e.value.errno == errno.EINVAL
 
 
 def test_create_refuses_an_existing_file(ring, path):
     with pytest.raises(ShimError) as e:
-        Ring.create(path, nslots=4, capacity=CAP, avg_payload=AVG)
+        Ring.create(path, size=4 * FULL, capacity=CAP, avg_payload=AVG)
     assert e.value.errno == errno.EEXIST and "exists" in str(e.value)
     assert ring.head == 0   # the live ring is untouched
 
@@ -118,7 +138,7 @@ def test_attach_rejects_garbage_and_short_files(tmp_path):
     err = _attach_error(junk)
     assert err.errno == errno.EBADMSG and "bad magic" in str(err)
     short = tmp_path / "short"
-    short.write_bytes(b"LCR1")
+    short.write_bytes(b"LCR2")
     assert _attach_error(short).errno == errno.EBADMSG
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
@@ -155,19 +175,22 @@ def test_attach_rejects_other_versions_and_layouts(ring, path):
     assert err.errno == errno.EPROTO and "incompatible" in str(err)
     _patch(path, 0, original)
     Ring.attach(path).close()
-    _patch(path, lib.LC_RING_HDR_SIZE, b"XXXX")   # slot 0's batch magic
+    _patch(path, 0, struct.pack("<I", lib.LC_RING_MAGIC - (1 << 24)))   # "LCR1": the fixed-slot ring
+    assert _attach_error(path).errno == errno.EPROTO
+    _patch(path, 0, original)
+    _patch(path, 8, struct.pack("<H", lib.LC_BATCH_VERSION + 1))         # another batch layout
     assert _attach_error(path).errno == errno.EPROTO
 
 
 def test_close_keeps_the_file_and_unlink_removes_it(path):
-    ring = Ring.create(path, nslots=2, capacity=CAP, avg_payload=AVG)
+    ring = Ring.create(path, size=2 * FULL, capacity=CAP, avg_payload=AVG)
     ring.close()
     ring.close()    # idempotent
     assert ring.closed and os.path.exists(path)
     with pytest.raises(ValueError, match="closed"):
         ring.acquire()
     with Ring.attach(path) as again:
-        assert again.nslots == 2
+        assert again.data_size == ring.data_size
     Ring.unlink(path)
     assert not os.path.exists(path)
 
@@ -195,47 +218,139 @@ def test_records_move_through_the_ring(ring, path):
     assert (s["head"], s["tail"]) == (4, 4)
 
 
-def test_wrap_around_many_laps(ring, path):
+def test_wrap_around_many_laps_with_every_batch_size(ring, path):
     decoder = Decoder()
-    laps, released, records = 50, 0, 0
+    n, released, records, used = 2000, 0, 0, 0
     with Ring.attach(path) as consumer:
-        for seq in range(laps * ring.nslots):
-            assert produce(ring, decoder, seq % 3) == seq
-            index, rb = consumer.next_batch(timeout=0)
-            assert index == seq
-            check_batch(index, rb, seq % 3)
-            records += seq % 3
+        for seq in range(n):
+            nrec = seq % (CAP + 1)           # 0..CAP records: batches of every size
+            assert produce(ring, decoder, nrec) == seq
+            slot = consumer.next_slot(timeout=0)
+            assert slot.seq == seq and slot.hdr.total_size < FULL // 4    # compacted
+            check_batch(slot.seq, slot.to_arrow(), nrec)
+            records += nrec
+            used += slot.hdr.total_size
             if seq % 3 == 2:        # release in uneven steps
                 released += consumer.release(seq + 1)
         released += consumer.release(consumer.read_index)
-    assert released == laps * ring.nslots
+    assert released == n
     s = ring.stats()
-    assert s["tail"] == s["head"] == laps * ring.nslots
+    assert s["tail"] == s["head"] == n and s["bytes_used"] == 0
     assert s["records_published"] == s["records_released"] == records
     assert s["batches_dropped"] == 0
+    assert used > 3 * ring.data_size, "went round the ring several times"
+
+
+def test_capacity_is_bytes_not_batches(ring, path):
+    """Small batches are compacted: a ring of four full batches holds far
+    more than four one-record batches, and a full one still drops exactly."""
+    decoder = Decoder()
+    small = fill(ring, decoder, 1)
+    assert len(small) > 40
+    full_ring = ring.stats()
+    assert full_ring["data_size"] - full_ring["bytes_used"] < FULL
+    with Ring.attach(path) as consumer:
+        taken = consumer.take(timeout=0)
+        assert (taken.first, taken.end, taken.records) == (0, len(small), len(small))
+        assert taken.table().num_rows == len(small)
+        consumer.release(taken.end)
+    assert ring.stats()["bytes_used"] == 0
+    big = fill(ring, decoder, CAP)
+    assert len(big) >= 4, "full batches fit at least as many as the size says"
 
 
 def test_full_ring_drops_and_counts_exactly(ring, path):
     decoder = Decoder()
-    assert [produce(ring, decoder, 2) for _ in range(4)] == [0, 1, 2, 3]
+    seqs = fill(ring, decoder, 2)            # the last produce() was dropped (2 records)
+    assert seqs == list(range(len(seqs))) and len(seqs) > 4
     assert ring.acquire() is None                     # -ENOBUFS: full, never blocks
     assert [produce(ring, decoder, 5) for _ in range(3)] == [None] * 3
     s = ring.stats()
-    assert (s["batches_dropped"], s["records_dropped"]) == (3, 15)
+    assert (s["batches_dropped"], s["records_dropped"]) == (4, 17)
     with Ring.attach(path) as consumer:
         for i in range(2):
             assert consumer.next_batch(0)[0] == i
         # read but not released: still full
         assert ring.acquire() is None
         ring.drop(1)
-        assert consumer.release(1) == 1
-    # one slot free again, with the next seq
-    assert produce(ring, decoder, 1) == 4
-    assert produce(ring, decoder, 1) is None
+        released = consumer.release(len(seqs))
+        assert released == len(seqs)
+    # room again, with the next seq
+    assert produce(ring, decoder, 1) == len(seqs)
     s = ring.stats()
-    assert (s["batches_published"], s["records_published"]) == (5, 9)
-    assert (s["batches_dropped"], s["records_dropped"]) == (5, 17)
-    assert (s["batches_released"], s["records_released"]) == (1, 2)
+    assert (s["batches_published"], s["records_published"]) == (len(seqs) + 1, 2 * len(seqs) + 1)
+    assert (s["batches_dropped"], s["records_dropped"]) == (5, 18)
+    assert (s["batches_released"], s["records_released"]) == (len(seqs), 2 * len(seqs))
+
+
+def test_take_returns_every_published_batch_as_one_table(ring, path):
+    decoder = Decoder()
+    sizes = [3, 1, CAP, 0, 2]
+    for n in sizes:
+        produce(ring, decoder, n)
+    with Ring.attach(path) as consumer:
+        taken = consumer.take(timeout=0)
+        assert (taken.first, taken.end, len(taken), taken.records) == (0, 5, 5, sum(sizes))
+        assert [taken.hdrs[i].seq for i in range(5)] == [0, 1, 2, 3, 4]
+        table = taken.table()
+        assert table.schema.equals(SCHEMA, check_metadata=True)
+        assert [c.num_rows for c in table.to_batches()] == sizes
+        msgs = table.column("message").to_pylist()
+        assert msgs == [message(i, j) for i, n in enumerate(sizes) for j in range(n)]
+        table.validate(full=True)
+        assert consumer.take(timeout=0) is None
+        produce(ring, decoder, 2)
+        again = consumer.take(timeout=0)
+        assert (again.first, again.end) == (5, 6)
+        consumer.release(again.end)
+    assert ring.stats()["records_released"] == sum(sizes) + 2
+
+
+def test_a_table_keeps_the_memory_after_close(path):
+    ring = Ring.create(path, size=2 * FULL, capacity=CAP, avg_payload=AVG)
+    produce(ring, Decoder(), 3)
+    consumer = Ring.attach(path)
+    table = consumer.take(timeout=0).table()
+    consumer.close()
+    ring.close()
+    assert _mapped(path), "the exported arrays hold the mapping"
+    assert table.column("message").to_pylist() == [message(0, j) for j in range(3)]
+    del table
+    assert not _mapped(path)
+
+
+def test_a_release_cut_short_is_finished_by_the_next_consumer(ring, path):
+    """The journal: a consumer that died after writing it but before storing
+    tail leaves a ring whose next consumer completes that release."""
+    decoder = Decoder()
+    for n in (1, 2, 3):
+        produce(ring, decoder, n)
+    with Ring.attach(path) as consumer:
+        consumer.take(timeout=0)
+        consumer.release(2)
+        good = ring.stats()
+    # roll tail/tail_pos/records_released back to what they were before
+    # that release (the journal stays): what a death before those stores leaves
+    hdr = ring.buffer
+    tail_off = _field_offset(hdr, good["tail"], good["records_released"])
+    struct.pack_into("<QQQ", hdr, tail_off, 0, 0, 0)
+    assert ring.stats()["tail"] == 0
+    with Ring.attach(path) as heir:
+        assert heir.read_index == 2 and heir.tail == 2
+        assert ring.stats()["records_released"] == 3
+        index, rb = heir.next_batch(0)
+        assert index == 2 and rb.num_rows == 3
+
+
+def _field_offset(buf, tail: int, records: int) -> int:
+    """Where the consumer line (tail, tail_pos, records_released) sits in the
+    header page: found by its values, so the test does not copy ring.c's struct."""
+    view = memoryview(buf)[:lib.LC_RING_HDR_SIZE]
+    for off in range(0, lib.LC_RING_HDR_SIZE - 24, 64):
+        t, _, r = struct.unpack_from("<QQQ", view, off)
+        if (t, r) == (tail, records):
+            return off
+    raise AssertionError("consumer line not found")
 
 
 def test_acquire_twice_reuses_the_slot_and_publish_needs_acquire(ring):
@@ -245,7 +360,7 @@ def test_acquire_twice_reuses_the_slot_and_publish_needs_acquire(ring):
     first = ring.acquire()
     Decoder().decode_frames([frame(0, 0)], first)
     second = ring.acquire()
-    assert second.seq == first.seq == 0 and len(second) == 0   # reset, not a new slot
+    assert second.seq == first.seq == 0 and len(second) == 0   # laid out again, not a new batch
     ring.publish()
     assert ring.head == 1
 
@@ -406,7 +521,7 @@ def _consumer_proc(path, results, stall_every):
             if index % 2:
                 ring.release(index + 1)
             if stall_every and index % stall_every == stall_every - 1:
-                time.sleep(0.02)     # let the ring fill: the producer must drop, not block
+                time.sleep(0.1)      # let the ring fill: the producer must drop, not block
         ring.release(ring.read_index)
         drained = ring.drained
     results.put(("consumer", seqs, records, bad, drained))
@@ -428,9 +543,9 @@ def _collect(results, n):
 
 def test_producer_and_consumer_processes(path):
     nbatches = 1500
-    ring = Ring.create(path, nslots=8, capacity=CAP, avg_payload=AVG)
+    ring = Ring.create(path, size=2 * FULL, capacity=CAP, avg_payload=AVG)
     results = multiprocessing.get_context("spawn").Queue()
-    procs = [_spawn(_consumer_proc, path, results, 200), _spawn(_producer_proc, path, nbatches, results)]
+    procs = [_spawn(_consumer_proc, path, results, 50), _spawn(_producer_proc, path, nbatches, results)]
     try:
         out = _collect(results, 2)
     finally:
@@ -493,7 +608,7 @@ def _mapped(path) -> bool:
 
 
 def test_close_unmaps_and_a_live_view_defers_it(path):
-    ring = Ring.create(path, nslots=2, capacity=CAP, avg_payload=AVG)
+    ring = Ring.create(path, size=2 * FULL, capacity=CAP, avg_payload=AVG)
     produce(ring, Decoder(), 2)
     ring.close()
     assert not _mapped(path)

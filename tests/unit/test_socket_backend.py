@@ -111,7 +111,7 @@ class Capture:
 
 @contextmanager
 def socket_capture(queues: int = 1, *, name: str = "::", burst: int = 64, batch_size: int = 1024,
-                   nslots: int = 64, delay_us: int = 20_000, **backend_kw):
+                   ring_bytes: int = 64 << 20, delay_us: int = 20_000, **backend_kw):
     backend = SocketBackend(config(name, queues), port=0, **backend_kw)
     paths: list[str] = []
     cap = None
@@ -122,7 +122,7 @@ def socket_capture(queues: int = 1, *, name: str = "::", burst: int = 64, batch_
         options = LoopOptions(burst=burst, batch_max_delay_us=delay_us, batch_size=batch_size, batch_avg_payload=256)
         for i in range(queues):
             path = f"/dev/shm/logcaster-test-sock-{os.getpid()}-{uuid.uuid4().hex[:8]}-q{i}"
-            ring = Ring.create(path, nslots=nslots, capacity=batch_size, avg_payload=256, queue_id=i)
+            ring = Ring.create(path, size=ring_bytes, capacity=batch_size, avg_payload=256, queue_id=i)
             paths.append(path)
             decoder = Decoder()
             cap.rings.append(ring)
