@@ -20,19 +20,13 @@
 #include "../lc_ring.h"
 #include "../lc_rx.h"
 #include "../lc_dpdk.h"
+#include "lc_clock.h"
 #include "rx_batcher.h"
 
 #define LC_MAX_BURST 512
 #define LC_LINEAR_BUF (64 * 1024 + 64)   /* a chained jumbo frame, linearised */
 
 static volatile int lc_stop_requested;
-
-static int64_t lc_realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int lc_rx_main(void *arg)
 {
