@@ -274,23 +274,6 @@ static inline int lc_sock_fatal(int rc)
     return rc == -EBADF || rc == -ENOTSOCK || rc == -EINVAL || rc == -EFAULT;
 }
 
-/* Decode one datagram into the open batch (lc_batcher_frame's twin). */
-static inline int lc_batcher_datagram(struct lc_batcher *s, const void *src, const void *dst, const uint8_t *p,
-                                      uint32_t len, uint16_t net_flags, int64_t rx_ns, uint64_t now)
-{
-    if (s->b == NULL)
-        lc_batcher_open(s);
-    int rc = lc_decode_datagram(s->decoder, s->b, src, dst, p, len, net_flags, rx_ns);
-    if (__builtin_expect(rc == -ENOSPC, 0)) {
-        lc_batcher_close(s);
-        lc_batcher_open(s);
-        rc = lc_decode_datagram(s->decoder, s->b, src, dst, p, len, net_flags, rx_ns);
-    }
-    if (rc == 1 && s->b->count == 1)
-        s->opened = now;
-    return rc;
-}
-
 /* Decode the n datagrams recvmmsg returned and make their headers ready
  * for the next call. */
 static void lc_sock_take(struct lc_sock_rx *r, unsigned n, uint64_t now)
