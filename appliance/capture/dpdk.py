@@ -31,6 +31,10 @@ def _shim():
         from dpdk_shim import _dpdk
     except ImportError as exc:  # built without DPDK, or a stale build
         raise LogCasterError(f"the DPDK shim is not built ({exc}): run `make setup`") from None
+    import dpdk_shim
+    if _dpdk.lib.lc_abi_version() != dpdk_shim._expected_abi():
+        raise LogCasterError("dpdk_shim._dpdk is a stale build (its ABI differs from the headers): rebuild with "
+                             "`make setup`")
     return _dpdk.ffi, _dpdk.lib
 
 
