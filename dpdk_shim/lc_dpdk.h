@@ -78,11 +78,22 @@ struct lc_rx_conf {
     uint32_t batch_max_delay_us; /* close a batch this long after its first record */
     uint64_t stop_after;         /* stop after this many packets (0: until stopped) */
     uint32_t idle_stop_ms;       /* with stop_after: also stop after this long without packets */
+    uint32_t idle_spin_us;       /* busy-poll this long after the queue ran dry, then nap */
+    uint32_t idle_sleep_us;      /* ... in naps of at most this long (0: never nap, busy-poll) */
     struct lc_ring *ring;
     struct lc_decoder *decoder;
     struct lc_rxq_stats *stats;
     struct lc_batch_hdr *scratch; /* decode target while the ring is full */
+    uint64_t sleeps;             /* out: naps while idle */
 };
+
+/* Idle cost: a queue that returned nothing for idle_spin_us is polled
+ * between naps (nanosleep) of idle_sleep_us, each cut short at the open
+ * batch's batch_max_delay deadline; the first burst with packets puts the
+ * loop back to busy-polling. A nap's time counts as idle cycles, so
+ * cycles_busy / (cycles_busy + cycles_idle) is the core's busy share. A
+ * poll-mode queue cannot wake the loop: the RX descriptors must hold what
+ * arrives during one nap (a burst after silence), else imissed counts it. */
 
 /* Launch the RX loop of one queue on its lcore (rte_eal_remote_launch).
  * `conf` and what it points to must live until the loop ended. */

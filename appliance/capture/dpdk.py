@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 _ERRLEN = 256
 DEFAULT_RX_DESCRIPTORS = 1024
 PCAP_IDLE_STOP_MS = 2000        # pcap replay: end when the file went quiet this long
+# Idle cost (dpdk_shim/lc_dpdk.h): a queue dry this long is polled between
+# naps of at most IDLE_SLEEP_US (the RX descriptors hold what arrives in one).
+DEFAULT_IDLE_SPIN_US = 50       # as AF_XDP's afxdp.idle_spin_us
+DEFAULT_IDLE_SLEEP_US = 100
 
 
 def _shim():
@@ -31,6 +35,10 @@ def _shim():
         from dpdk_shim import _dpdk
     except ImportError as exc:  # built without DPDK, or a stale build
         raise LogCasterError(f"the DPDK shim is not built ({exc}): run `make setup`") from None
+    import dpdk_shim
+    if _dpdk.lib.lc_abi_version() != dpdk_shim._expected_abi():
+        raise LogCasterError("dpdk_shim._dpdk is a stale build (its ABI differs from the headers): rebuild with "
+                             "`make setup`")
     return _dpdk.ffi, _dpdk.lib
 
 
@@ -179,7 +187,8 @@ class Port:
 class RxQueue:
     """The C RX loop of one queue on its lcore, feeding one ring."""
 
-    def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, options: LoopOptions):
+    def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, options: LoopOptions, *,
+                 idle_spin_us: int = DEFAULT_IDLE_SPIN_US, idle_sleep_us: int = DEFAULT_IDLE_SLEEP_US):
         ffi, lib = eal.ffi, eal.lib
         self.lib, self.lcore, self.queue_id, self.port = lib, lcore, queue_id, port
         self.stats_c = ffi.new("struct lc_rxq_stats *")
@@ -189,8 +198,8 @@ class RxQueue:
         self.conf = ffi.new("struct lc_rx_conf *", {
             "port_id": port.port_id, "queue_id": queue_id, "lcore": lcore, "burst": options.burst,
             "batch_max_delay_us": options.batch_max_delay_us, "stop_after": options.stop_after,
-            "idle_stop_ms": options.idle_stop_ms, "ring": ring, "decoder": decoder, "stats": self.stats_c,
-            "scratch": self._scratch.hdr,
+            "idle_stop_ms": options.idle_stop_ms, "idle_spin_us": idle_spin_us, "idle_sleep_us": idle_sleep_us,
+            "ring": ring, "decoder": decoder, "stats": self.stats_c, "scratch": self._scratch.hdr,
         })
         self.started = False
 
@@ -208,7 +217,8 @@ class RxQueue:
         return self.lib.lc_rx_wait(self.lcore) if self.started else 0
 
     def stats(self) -> dict:
-        return rxq_stats_dict(self.stats_c)
+        """The queue's counters, and `sleeps`: naps the loop took while idle."""
+        return {**rxq_stats_dict(self.stats_c), "sleeps": self.conf.sleeps}
 
 
 def _vdev_args(vdev: str) -> dict[str, str]:
@@ -238,8 +248,11 @@ class DpdkBackend:
 
     name = "dpdk"
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, idle_spin_us: int = DEFAULT_IDLE_SPIN_US,
+                 idle_sleep_us: int = DEFAULT_IDLE_SLEEP_US):
         self.cfg = cfg
+        self.idle_spin_us = idle_spin_us
+        self.idle_sleep_us = idle_sleep_us       # 0: busy-poll even when idle
         self.eal: Eal | None = None
         self.ports: list[Port] = []
         self._queues: list[tuple[Port, int, int]] = []   # (port, queue id, stop_after)
@@ -294,7 +307,8 @@ class DpdkBackend:
         port, q, stop_after = self._queues[index]
         if stop_after:
             options = dataclasses.replace(options, stop_after=stop_after, idle_stop_ms=PCAP_IDLE_STOP_MS)
-        return RxQueue(self.eal, port, q, index + 1, ring, decoder, options)  # lcore i+1 runs on plan.rx_cores[i]
+        return RxQueue(self.eal, port, q, index + 1, ring, decoder, options,  # lcore i+1 runs on plan.rx_cores[i]
+                       idle_spin_us=self.idle_spin_us, idle_sleep_us=self.idle_sleep_us)
 
     def stop_all(self) -> None:
         if self.eal is not None:

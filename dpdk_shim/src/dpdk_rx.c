@@ -2,9 +2,15 @@
  * rte_eth_rx_burst -> decode -> batch (a ring slot) -> publish.
  * A batch closes when full, when the queue ran dry, or batch_max_delay_us
  * after its first record. A full ring never blocks: the batch is decoded
- * into a scratch batch and counted as lost (ring_full). */
+ * into a scratch batch and counted as lost (ring_full).
+ *
+ * Idle cost: the loop busy-polls while traffic is dense; once the queue
+ * has been dry for idle_spin_us it naps (nanosleep, idle_sleep_us at most,
+ * never past the open batch's deadline) between polls, and spins again
+ * from the first burst that returns packets (lc_dpdk.h). */
 #include <errno.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <rte_branch_prediction.h>
@@ -20,18 +26,27 @@
 #include "../lc_ring.h"
 #include "../lc_rx.h"
 #include "../lc_dpdk.h"
+#include "lc_clock.h"
 #include "rx_batcher.h"
 
 #define LC_MAX_BURST 512
 #define LC_LINEAR_BUF (64 * 1024 + 64)   /* a chained jumbo frame, linearised */
+#define LC_NAP_SLACK_NS 1000             /* timer slack of a napping lcore (the kernel's default is 50 us) */
 
 static volatile int lc_stop_requested;
 
-static int64_t lc_realtime_ns(void)
+/* How long an idle loop may nap now: idle_sleep_us, cut to what is left
+ * of the open batch's batch_max_delay (0: do not nap). */
+static inline uint64_t lc_rx_nap_ns(const struct lc_batcher *s, uint64_t now, uint64_t delay, uint64_t cyc_per_us,
+                                    uint64_t nap_max_ns)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (s->b == NULL || s->b->count == 0)
+        return nap_max_ns;
+    uint64_t due = s->opened + delay;
+    if (due <= now || cyc_per_us == 0)
+        return 0;
+    uint64_t left_ns = (due - now) / cyc_per_us * 1000;
+    return left_ns < nap_max_ns ? left_ns : nap_max_ns;
 }
 
 static int lc_rx_main(void *arg)
@@ -41,13 +56,19 @@ static int lc_rx_main(void *arg)
     struct rte_mbuf *pkts[LC_MAX_BURST];
     uint16_t burst = c->burst > LC_MAX_BURST ? LC_MAX_BURST : c->burst;
     uint64_t hz = rte_get_tsc_hz();
-    uint64_t delay = hz / 1000000 * c->batch_max_delay_us;
+    uint64_t cyc_per_us = hz / 1000000;
+    uint64_t delay = cyc_per_us * c->batch_max_delay_us;
     uint64_t idle_stop = hz / 1000 * c->idle_stop_ms;
+    uint64_t idle_spin = cyc_per_us * c->idle_spin_us;
+    uint64_t nap_max = (uint64_t)c->idle_sleep_us * 1000;
     struct lc_batcher s = {.ring = c->ring, .decoder = c->decoder, .stats = st, .scratch = c->scratch};
     uint8_t *linear = rte_malloc("lc_linear", LC_LINEAR_BUF, 64);
     if (linear == NULL)
         return -ENOMEM;
 
+    if (nap_max)
+        prctl(PR_SET_TIMERSLACK, LC_NAP_SLACK_NS, 0, 0, 0);   /* this lcore's thread: naps end on time */
+    c->sleeps = 0;
     st->tsc_hz = hz;
     st->running = 1;
     /* Every cycle of the loop is counted, busy or idle (the loop's own
@@ -59,6 +80,17 @@ static int lc_rx_main(void *arg)
             uint64_t t1 = rte_rdtsc();
             lc_batcher_idle(&s, t1, delay);      /* the queue ran dry */
             st->polls_idle++;
+            if (nap_max && t1 - last_rx >= idle_spin) {
+                /* Dry for idle_spin_us: nap instead of spinning (the TSC
+                 * runs on, so the nap counts as idle cycles below). */
+                uint64_t nap = lc_rx_nap_ns(&s, t1, delay, cyc_per_us, nap_max);
+                if (nap) {
+                    struct timespec ts = lc_timespec_ns(nap);
+                    nanosleep(&ts, NULL);
+                    c->sleeps++;
+                    t1 = rte_rdtsc();
+                }
+            }
             st->cycles_idle += t1 - prev;
             prev = t1;
             if (c->stop_after && c->idle_stop_ms && t1 - last_rx > idle_stop)

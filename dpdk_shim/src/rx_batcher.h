@@ -76,22 +76,68 @@ static inline void lc_batcher_tick(struct lc_batcher *s, uint64_t now, uint64_t 
         lc_batcher_close(s);
 }
 
-/* Decode one frame (link type `link`) into the open batch, opening or
- * closing batches as needed. Returns lc_decode_frame's result. */
-static inline int lc_batcher_frame(struct lc_batcher *s, int link, const uint8_t *data, uint32_t len,
-                                   int64_t rx_ns, uint64_t now)
+/* What a loop hands the batcher: a frame with its link layer (DPDK,
+ * AF_XDP) or a UDP datagram whose addresses the kernel gave (sockets). */
+enum lc_rx_kind { LC_RX_FRAME, LC_RX_DATAGRAM };
+
+struct lc_rx_packet {
+    enum lc_rx_kind kind;
+    int link;                      /* frame: LC_LINK_* */
+    const void *src, *dst;         /* datagram: sockaddrs (lc_decode_datagram) */
+    uint16_t net_flags;            /* datagram: LC_F_* the kernel's flags gave */
+    const uint8_t *data;
+    uint32_t len;
+    int64_t rx_ns;
+};
+
+static inline __attribute__((always_inline)) int lc_batcher_decode(struct lc_batcher *s,
+                                                                   const struct lc_rx_packet *p)
+{
+    if (p->kind == LC_RX_FRAME)
+        return lc_decode_frame(s->decoder, s->b, p->link, p->data, p->len, p->rx_ns);
+    return lc_decode_datagram(s->decoder, s->b, p->src, p->dst, p->data, p->len, p->net_flags, p->rx_ns);
+}
+
+/* Decode one packet into the open batch, opening or closing batches as
+ * needed: a batch that lacks room (-ENOSPC) is closed and the packet goes
+ * into a fresh one; the clock of a batch's first record is kept for
+ * batch_max_delay. The one home of that logic for every loop. Returns the
+ * decoder's result.
+ *
+ * Always inlined into lc_batcher_frame / lc_batcher_datagram, where
+ * p->kind is a constant: the struct stays in registers and the kind test
+ * folds away, so each loop calls its decoder directly, as before. */
+static inline __attribute__((always_inline)) int lc_batcher_put(struct lc_batcher *s,
+                                                                const struct lc_rx_packet *p, uint64_t now)
 {
     if (s->b == NULL)
         lc_batcher_open(s);
-    int rc = lc_decode_frame(s->decoder, s->b, link, data, len, rx_ns);
+    int rc = lc_batcher_decode(s, p);
     if (__builtin_expect(rc == -ENOSPC, 0)) {
         lc_batcher_close(s);
         lc_batcher_open(s);
-        rc = lc_decode_frame(s->decoder, s->b, link, data, len, rx_ns);
+        rc = lc_batcher_decode(s, p);
     }
     if (rc == 1 && s->b->count == 1)
         s->opened = now;
     return rc;
+}
+
+/* One frame of link type `link` (lc_decode_frame). */
+static inline int lc_batcher_frame(struct lc_batcher *s, int link, const uint8_t *data, uint32_t len,
+                                   int64_t rx_ns, uint64_t now)
+{
+    struct lc_rx_packet p = {.kind = LC_RX_FRAME, .link = link, .data = data, .len = len, .rx_ns = rx_ns};
+    return lc_batcher_put(s, &p, now);
+}
+
+/* One datagram from a socket (lc_decode_datagram). */
+static inline int lc_batcher_datagram(struct lc_batcher *s, const void *src, const void *dst, const uint8_t *data,
+                                      uint32_t len, uint16_t net_flags, int64_t rx_ns, uint64_t now)
+{
+    struct lc_rx_packet p = {.kind = LC_RX_DATAGRAM, .src = src, .dst = dst, .net_flags = net_flags,
+                             .data = data, .len = len, .rx_ns = rx_ns};
+    return lc_batcher_put(s, &p, now);
 }
 
 #endif

@@ -37,12 +37,12 @@
 #include "../lc_ring.h"
 #include "../lc_rx.h"
 #include "../lc_sock.h"
+#include "lc_clock.h"
 #include "rx_batcher.h"
 
 #define LC_SOCK_CTRL 256                        /* control bytes per datagram: pktinfo, timestamp, drops */
 #define LC_SOCK_STOP_CHECK_NS 10000000ull       /* an idle loop looks at its stop flag this often */
 #define LC_SOCK_MEMINFO_NS 100000000ull         /* an idle loop reads the drop counter at most this often */
-#define LC_NS 1000000000ull
 
 /* ---- the socket ---------------------------------------------------------- */
 
@@ -191,20 +191,6 @@ struct lc_sock_rx {
     uint32_t drops_seen;             /* last value of the kernel's 32-bit drop counter */
 };
 
-static inline uint64_t lc_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * LC_NS + (uint64_t)ts.tv_nsec;
-}
-
-static inline int64_t lc_realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* The kernel's counter is 32 bits and comes from two places (the
  * SO_RXQ_OVFL of each datagram, SO_MEMINFO), each a snapshot of the same
  * counter: add what it moved since the last newer-looking value. */
@@ -288,23 +274,6 @@ static inline int lc_sock_fatal(int rc)
     return rc == -EBADF || rc == -ENOTSOCK || rc == -EINVAL || rc == -EFAULT;
 }
 
-/* Decode one datagram into the open batch (lc_batcher_frame's twin). */
-static inline int lc_batcher_datagram(struct lc_batcher *s, const void *src, const void *dst, const uint8_t *p,
-                                      uint32_t len, uint16_t net_flags, int64_t rx_ns, uint64_t now)
-{
-    if (s->b == NULL)
-        lc_batcher_open(s);
-    int rc = lc_decode_datagram(s->decoder, s->b, src, dst, p, len, net_flags, rx_ns);
-    if (__builtin_expect(rc == -ENOSPC, 0)) {
-        lc_batcher_close(s);
-        lc_batcher_open(s);
-        rc = lc_decode_datagram(s->decoder, s->b, src, dst, p, len, net_flags, rx_ns);
-    }
-    if (rc == 1 && s->b->count == 1)
-        s->opened = now;
-    return rc;
-}
-
 /* Decode the n datagrams recvmmsg returned and make their headers ready
  * for the next call. */
 static void lc_sock_take(struct lc_sock_rx *r, unsigned n, uint64_t now)
@@ -331,7 +300,7 @@ static void lc_sock_take(struct lc_sock_rx *r, unsigned n, uint64_t now)
                     struct timespec ts;
                     memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
                     if (ts.tv_sec)
-                        rx_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+                        rx_ns = (int64_t)ts.tv_sec * (int64_t)LC_NS_PER_S + ts.tv_nsec;
                 }
             } else if (v6 && cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
                 struct in6_pktinfo pi;
@@ -381,7 +350,7 @@ int lc_sock_run(struct lc_sock_loop *c)
     /* A filter left by an earlier run on this socket (lc_sock_cut). */
     setsockopt(c->fd, SOL_SOCKET, SO_DETACH_FILTER, &one, sizeof(one));
 
-    st->tsc_hz = LC_NS;
+    st->tsc_hz = LC_NS_PER_S;
     st->running = 1;
     /* Every nanosecond of the loop is counted, busy or idle. */
     uint64_t prev = lc_mono_ns(), last_rx = prev, last_meminfo = 0;
@@ -403,7 +372,7 @@ int lc_sock_run(struct lc_sock_loop *c)
                 uint64_t due = r.s.opened + delay;
                 wait = due <= now ? 0 : (due - now < wait ? due - now : wait);
             }
-            struct timespec ts = {.tv_sec = (time_t)(wait / LC_NS), .tv_nsec = (long)(wait % LC_NS)};
+            struct timespec ts = lc_timespec_ns(wait);
             struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
             int ready = ppoll(&pfd, 1, &ts, NULL);
             uint64_t t1 = lc_mono_ns();

@@ -37,6 +37,7 @@
 #include "../lc_ring.h"
 #include "../lc_rx.h"
 #include "../lc_xsk.h"
+#include "lc_clock.h"
 #include "rx_batcher.h"
 
 #ifndef SOL_XDP
@@ -75,20 +76,6 @@ struct lc_xsk_socket {
 int lc_xsk_abi(void) { return LC_XSK_ABI; }
 
 static int lc_pow2(uint32_t v) { return v && !(v & (v - 1)); }
-
-static uint64_t lc_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t lc_realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t lc_hugepage_size(void)
 {
@@ -359,7 +346,7 @@ int lc_xsk_run(struct lc_xsk_rx_conf *c)
     struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
     uint64_t addrs[LC_XSK_MAX_BURST];
 
-    st->tsc_hz = 1000000000u;
+    st->tsc_hz = LC_NS_PER_S;
     st->running = 1;
     uint64_t last_rx = lc_mono_ns(), last_stats = last_rx;
     while (lc_likely(!__atomic_load_n(&c->stop_requested, __ATOMIC_RELAXED))) {
@@ -380,7 +367,7 @@ int lc_xsk_run(struct lc_xsk_rx_conf *c)
                     uint64_t due = b.opened + delay;
                     wait = due <= t0 ? 0 : (due - t0 < wait ? due - t0 : wait);
                 }
-                struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u), .tv_nsec = (long)(wait % 1000000000u)};
+                struct timespec ts = lc_timespec_ns(wait);
                 ppoll(&pfd, 1, &ts, NULL);               /* woken by the next packet */
                 c->sleeps++;
             }

@@ -183,3 +183,73 @@ def test_jsonl_sink_writes_the_decode_json(tmp_path):
     strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "rx_time"} for r in rows),  # noqa: E731
                                 key=lambda r: int(ID.search(r["message"]).group(1)))
     assert len(live) == n and strip(live) == strip(offline)
+
+
+def _live_rx(prefix: str) -> tuple[float, dict] | None:
+    """(updated, queue 0's RX counters) of the live stats (what `logcaster
+    stats` reads), or None before the first publish."""
+    from appliance.supervisor import live_stats_path
+
+    try:
+        doc = json.loads(live_stats_path(prefix).read_text())
+    except FileNotFoundError:
+        return None
+    return doc["updated"], doc["queues"][0]["rx"]
+
+
+def _rx_lcore_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the RX lcore's thread (DPDK names it rte-worker-1)."""
+    for t in psutil.Process(pid).threads():
+        try:
+            with open(f"/proc/{pid}/task/{t.id}/comm") as f:
+                if f.read().strip() == "rte-worker-1":
+                    return t.user_time + t.system_time
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no rte-worker-1 thread in the appliance")
+
+
+def test_idle_dpdk_loop_naps_instead_of_spinning(tmp_path):
+    """Once the file is in, the queue stays dry: the loop must nap between
+    polls (the `sleeps` counter grows while `packets` stands still), its
+    thread must not burn the core, and the busy share the summary prints
+    counts the naps as idle."""
+    n = 500
+    pcap = write_test_pcap(tmp_path / "in.pcap", n, noise=False)
+    cfg = base_config(tmp_path, pcap, stop_at_end_of_file=False)   # dry after the file, until stopped
+    prefix = cfg["dpdk"]["file_prefix"]
+    with Appliance(cfg, tmp_path) as app:
+        app.wait_ready()
+        first = None
+        for _ in range(200):                      # the file in and published (1 s stats interval)
+            first = _live_rx(prefix)
+            if first and first[1]["packets"] == n:
+                break
+            time.sleep(0.1)
+        assert first and first[1]["packets"] == n, first
+        cpu0, t0 = _rx_lcore_cpu_s(app.proc.pid), time.monotonic()
+        later = first
+        for _ in range(200):                      # two more publishes, the queue dry all along
+            later = _live_rx(prefix)
+            if later[0] > first[0] + 1.5:         # publish times, not an assertion
+                break
+            time.sleep(0.1)
+        cpu1, t1 = _rx_lcore_cpu_s(app.proc.pid), time.monotonic()
+        run = app.stop(signal.SIGTERM)
+    assert run.rc == 0, run.stderr
+    idle0, idle1 = first[1], later[1]
+    assert idle1["packets"] == n and idle1["polls_busy"] == idle0["polls_busy"]
+    naps = idle1["sleeps"] - idle0["sleeps"]
+    polls = idle1["polls_idle"] - idle0["polls_idle"]
+    assert naps > 0 and polls > 0
+    assert naps >= polls // 2, (naps, polls)      # a nap after (nearly) every dry poll, not a spin
+    # The RX thread slept: it used well under half of a core while dry.
+    assert cpu1 - cpu0 < 0.5 * (t1 - t0), (cpu1 - cpu0, t1 - t0)
+
+    s = run.stats
+    assert (s["received"], s["delivered"], s["in_flight"]) == (n, n, 0) and s["accounting_ok"]
+    q = s["queues"][0]
+    assert q["rx"]["sleeps"] >= idle1["sleeps"]
+    assert q["rx_busy_fraction"] < 0.1            # naps are idle cycles
+    busy = re.search(r"RX core ([\d.]+)% busy", run.stdout)
+    assert busy and float(busy.group(1)) == pytest.approx(100 * q["rx_busy_fraction"], abs=0.05)
