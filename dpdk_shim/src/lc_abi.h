@@ -1,2 +1,2 @@
 /* Bump when any struct or function signature in a dpdk_shim header changes. */
-#define LC_ABI_VERSION 5
+#define LC_ABI_VERSION 6

@@ -33,6 +33,7 @@
 
 #include "../lc_batch.h"
 #include "../lc_ring.h"
+#include "lc_clock.h"
 #include "ring_map.h"
 
 #define LC_CACHE_LINE 64
@@ -553,12 +554,7 @@ int lc_ring_release(struct lc_ring *r, uint64_t upto)
     return (int)(upto - tail > INT_MAX ? INT_MAX : upto - tail);
 }
 
-static int64_t lc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t lc_now_ms(void) { return (int64_t)(lc_mono_ns() / 1000000u); }
 
 /* LC_RING_DATA, LC_RING_DRAINED, or -1 when neither holds yet. */
 static int lc_ready(struct lc_ring_hdr *h, uint64_t index)
@@ -587,8 +583,7 @@ static inline void lc_cpu_relax(void)
 
 static int lc_spin_ready(struct lc_ring_hdr *h, uint64_t index, int timeout_ms)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = lc_mono_ns();
     int64_t limit = timeout_ms >= 0 && timeout_ms * 1000000LL < LC_RING_SPIN_NS ? timeout_ms * 1000000LL
                                                                                  : LC_RING_SPIN_NS;
     for (unsigned i = 0;; i++) {
@@ -597,11 +592,8 @@ static int lc_spin_ready(struct lc_ring_hdr *h, uint64_t index, int timeout_ms)
             return ready;
         for (int k = 0; k < 16; k++)
             lc_cpu_relax();
-        if ((i & 15) == 15) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            if ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) >= limit)
-                return -1;
-        }
+        if ((i & 15) == 15 && (int64_t)(lc_mono_ns() - t0) >= limit)
+            return -1;
     }
 }
 

@@ -114,7 +114,7 @@ def test_sigterm_mid_stream_exits_0_and_leaves_readable_parquet(tmp_path):
     assert read_store(tmp_path / "parquet").num_rows == s["delivered"]
     glob = str(tmp_path / "parquet" / "**" / "*.parquet")
     assert duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0] == s["delivered"]
-    assert not list((tmp_path / "parquet").glob("**/*.tmp")) and not list((tmp_path / "parquet" / ".spool").iterdir())
+    assert not list((tmp_path / "parquet").glob("**/*.tmp")) and not list((tmp_path / "parquet" / ".staging").iterdir())
 
 
 def _worker_pid(app: Appliance, timeout: float = 10.0) -> int:
@@ -149,7 +149,7 @@ def test_worker_killed_mid_stream_loses_nothing(tmp_path):
     assert set(got) == set(range(n))                  # every message at least once ...
     duplicates = len(got) - len(set(got))
     assert "duplicates_suppressed" in s               # ... and duplicates are reported
-    assert duplicates == 0                            # the spool's batch seqs let the new worker skip them
+    assert duplicates == 0                            # files named by batch seqs let the new worker skip them
 
 
 def test_ring_overload_counts_exactly_what_went_missing(tmp_path):
