@@ -17,6 +17,7 @@ import click
 
 from appliance import config, preflight
 from appliance.cli import exitcodes
+from appliance.instance import InstanceLock
 from appliance.sample import write_pcap
 
 SEVERITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
@@ -62,10 +63,11 @@ def demo(data_dir: Path, messages: int) -> int:
     cfg = demo_config(sample_path(data_dir, messages), data_dir)
     preflight.writable_dir(data_dir / "sample", "--data-dir")
     preflight.check_sinks(cfg)
-    sample_pcap(data_dir, messages)
-    started_ns = time.time_ns()
-    totals = Supervisor(cfg, echo=click.echo).run()
-    _report(data_dir / "parquet", started_ns)
+    with InstanceLock(cfg):  # the data dir is this demo's alone, from the sample to the summary
+        sample_pcap(data_dir, messages)
+        started_ns = time.time_ns()
+        totals = Supervisor(cfg, echo=click.echo).run()
+        _report(data_dir / "parquet", started_ns)
     return exitcodes.OK if not totals.check() and totals.delivered == messages else exitcodes.FAILURE
 
 

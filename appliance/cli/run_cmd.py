@@ -8,6 +8,7 @@ import click
 
 from appliance import config, preflight
 from appliance.cli import exitcodes
+from appliance.instance import InstanceLock
 
 
 @click.command()
@@ -21,7 +22,8 @@ def run(config_path: Path, duration: float | None, stats_json: str | None) -> in
     preflight.check_sinks(cfg)
     if stats_json:
         preflight.check_output_file(Path(stats_json), "--stats-json")
-    totals = _run(cfg, duration, stats_json)
+    with InstanceLock(cfg):
+        totals = _run(cfg, duration, stats_json)
     return exitcodes.OK if not totals.check() else exitcodes.FAILURE
 
 
