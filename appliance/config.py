@@ -248,6 +248,21 @@ def _capture(data: Any) -> CaptureConfig:
     r.done([f.name for f in dataclasses.fields(CaptureConfig)])
     if len(c.udp_ports) > 16:
         raise ConfigError(f"capture.udp_ports: {len(c.udp_ports)} ports is too many (at most 16)")
+    try:  # the C batch layout is the judge of the pair; config stays importable without the built shim
+        from dpdk_shim import lib
+    except ImportError:
+        lib = None
+    if lib is not None and lib.lc_batch_size(c.batch_size, c.batch_avg_payload) < 0:
+        import bisect
+
+        records = bisect.bisect_left(range(1, c.batch_size), True,
+                                     key=lambda n: lib.lc_batch_size(n, c.batch_avg_payload) < 0)
+        payload = 15 + bisect.bisect_left(range(16, c.batch_avg_payload), True,
+                                          key=lambda a: lib.lc_batch_size(c.batch_size, a) < 0)
+        raise ConfigError(f"capture.batch_size x capture.batch_avg_payload: {c.batch_size} x {c.batch_avg_payload} "
+                          f"is too large (a batch must stay under 4 GiB: at most {records} records of "
+                          f"{c.batch_avg_payload} bytes, or batch_avg_payload at most {payload} for "
+                          f"{c.batch_size} records)")
     try:
         utc_offset_seconds(c.timezone)  # validated now, not when the decoder is set up
     except ConfigError as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 import pyarrow.parquet as pq
 
+from appliance import preflight
 from appliance.batch import SCHEMA, Batch
 from appliance.decoder import Decoder, PcapReader
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, LogCasterError
 from appliance.jsonl import JsonlEncoder
 from appliance.timezone import utc_offset_seconds
 
@@ -35,17 +37,18 @@ def decode(pcap: Path, fmt: str, output: Path | None, with_raw: bool, tz: str, p
     decoder = Decoder(tz_offset_s=utc_offset_seconds(tz), ports=ports)
     batch = Batch()
     started = time.perf_counter()
-    with PcapReader(pcap) as reader:
-        if fmt == "parquet":
-            with pq.ParquetWriter(output, SCHEMA, compression="zstd") as writer:
-                for rb in reader.batches(decoder, batch):
-                    writer.write_batch(rb)
-        else:
-            encoder = JsonlEncoder(with_raw=with_raw)
-            out = open(output, "wb") if output else sys.stdout.buffer
+    with PcapReader(pcap) as reader:  # a bad input is reported before the output is created
+        out = preflight.open_output(output, "-o/--output") if output else sys.stdout.buffer
+        with _writing(output):
             try:
-                for _ in reader.batches(decoder, batch):
-                    encoder.write(batch.hdr, out)
+                if fmt == "parquet":
+                    with pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
+                        for rb in reader.batches(decoder, batch):
+                            writer.write_batch(rb)
+                else:
+                    encoder = JsonlEncoder(with_raw=with_raw)
+                    for _ in reader.batches(decoder, batch):
+                        encoder.write(batch.hdr, out)
             finally:
                 if output:
                     out.close()
@@ -55,6 +58,16 @@ def decode(pcap: Path, fmt: str, output: Path | None, with_raw: bool, tz: str, p
     if not quiet:
         _summary(pcap, packets, decoder.counters(), time.perf_counter() - started)
     return 0
+
+
+@contextmanager
+def _writing(output: Path | None):
+    """A write to the output that fails midway (a full disk) fails the run: exit 1, one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"-o/--output: cannot write {output}" if output else "cannot write to stdout"
+        raise LogCasterError(where, errno=exc.errno) from None
 
 
 def _summary(pcap: Path, packets: int, c: dict, seconds: float) -> None:

@@ -15,15 +15,20 @@ from pathlib import Path
 
 import click
 
-from appliance import config
+from appliance import config, preflight
 from appliance.cli import exitcodes
+from appliance.instance import InstanceLock
 from appliance.sample import write_pcap
 
 SEVERITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
 
+def sample_path(data_dir: Path, messages: int) -> Path:
+    return data_dir / "sample" / f"sample-{messages}.pcap"
+
+
 def sample_pcap(data_dir: Path, messages: int) -> Path:
-    path = data_dir / "sample" / f"sample-{messages}.pcap"
+    path = sample_path(data_dir, messages)
     if not path.exists():
         click.echo(f"generating the sample: {messages:,} syslog messages from 200 hosts -> {path}")
         tmp = path.with_suffix(".tmp")
@@ -55,11 +60,14 @@ def demo(data_dir: Path, messages: int) -> int:
     """Replay the bundled sample through the real DPDK pipeline into Parquet and summarise it."""
     from appliance.supervisor import Supervisor
 
-    pcap = sample_pcap(data_dir, messages)
-    cfg = demo_config(pcap, data_dir)
-    started_ns = time.time_ns()
-    totals = Supervisor(cfg, echo=click.echo).run()
-    _report(data_dir / "parquet", started_ns)
+    cfg = demo_config(sample_path(data_dir, messages), data_dir)
+    preflight.writable_dir(data_dir / "sample", "--data-dir")
+    preflight.check_sinks(cfg)
+    with InstanceLock(cfg):  # the data dir is this demo's alone, from the sample to the summary
+        sample_pcap(data_dir, messages)
+        started_ns = time.time_ns()
+        totals = Supervisor(cfg, echo=click.echo).run()
+        _report(data_dir / "parquet", started_ns)
     return exitcodes.OK if not totals.check() and totals.delivered == messages else exitcodes.FAILURE
 
 

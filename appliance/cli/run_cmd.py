@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from appliance import config
+from appliance import config, preflight
 from appliance.cli import exitcodes
+from appliance.instance import InstanceLock
 
 
 @click.command()
@@ -18,7 +19,11 @@ from appliance.cli import exitcodes
 def run(config_path: Path, duration: float | None, stats_json: str | None) -> int:
     """Capture syslog until stopped (SIGTERM/SIGINT), the duration ends, or every pcap port reached its end."""
     cfg = config.load(config_path)
-    totals = _run(cfg, duration, stats_json)
+    preflight.check_sinks(cfg)
+    if stats_json:
+        preflight.check_output_file(Path(stats_json), "--stats-json")
+    with InstanceLock(cfg):
+        totals = _run(cfg, duration, stats_json)
     return exitcodes.OK if not totals.check() else exitcodes.FAILURE
 
 

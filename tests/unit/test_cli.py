@@ -86,3 +86,32 @@ def test_decode_parquet_needs_an_output_file(pcap):
 def test_query_without_a_store_says_so(tmp_path):
     proc = logcaster("query", "--data-dir", str(tmp_path), "SELECT 1")
     assert proc.returncode == 3 and "no Parquet files" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("where, reason", [
+    ("/proc/logcaster-x/out", "No such file or directory (ENOENT)"),
+    ("{tmp}/missing/out", "No such file or directory (ENOENT)"),
+], ids=["proc", "no-parent"])
+def test_decode_to_an_output_that_cannot_be_created_is_one_line_and_exit_2(pcap, tmp_path, fmt, where, reason):
+    where = where.format(tmp=tmp_path)
+    proc = logcaster("decode", str(pcap), "--format", fmt, "-o", where)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"-o/--output: cannot create {where}: {reason}" in lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_decode_to_an_output_that_fills_up_is_one_line_and_exit_1(pcap, fmt):
+    proc = logcaster("decode", str(pcap), "--format", fmt, "-o", "/dev/full")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "-o/--output: cannot write /dev/full: No space left on device (ENOSPC)" in lines[0]
+
+
+def test_decode_reports_a_bad_input_before_creating_the_output(tmp_path):
+    out = tmp_path / "out.jsonl"
+    proc = logcaster("decode", str(tmp_path / "missing.pcap"), "-o", str(out))
+    assert proc.returncode == 3 and not out.exists()

@@ -69,6 +69,36 @@ def test_each_mistake_names_key_value_and_what_is_allowed(data, message):
     assert str(err.value).startswith(message)
 
 
+def test_a_batch_geometry_the_c_layout_rejects_is_a_config_error():
+    with pytest.raises(ConfigError) as err:
+        config.from_dict({"capture": {**GOOD["capture"], "batch_size": 65536, "batch_avg_payload": 65535}})
+    assert str(err.value) == ("capture.batch_size x capture.batch_avg_payload: 65536 x 65535 is too large (a batch "
+                              "must stay under 4 GiB: at most 29076 records of 65535 bytes, or batch_avg_payload at "
+                              "most 29014 for 65536 records)")
+
+
+@pytest.mark.parametrize("batch_size", [1, 1024, 29076, 29077, 65536])
+@pytest.mark.parametrize("avg", [16, 256, 29014, 29015, 65535])
+def test_config_accepts_a_batch_geometry_exactly_when_the_c_layout_does(batch_size, avg):
+    from dpdk_shim import lib
+
+    data = {"capture": {**GOOD["capture"], "batch_size": batch_size, "batch_avg_payload": avg}}
+    if lib.lc_batch_size(batch_size, avg) >= 0:
+        assert config.from_dict(data).capture.batch_size == batch_size
+    else:
+        with pytest.raises(ConfigError, match="is too large"):
+            config.from_dict(data)
+
+
+def test_config_is_usable_without_the_built_shim():
+    code = ("import sys; sys.modules['dpdk_shim'] = None\n"      # as if not built: import fails
+            "from appliance import config\n"
+            "c = config.from_dict({'capture': {'ports': ['net_pcap0'], 'batch_size': 65536, 'batch_avg_payload': 65535}})\n"
+            "print(c.capture.batch_size)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "65536\n", out.stderr
+
+
 def _run(tmp_path, text: str) -> subprocess.CompletedProcess:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -80,6 +110,8 @@ def _run(tmp_path, text: str) -> subprocess.CompletedProcess:
     (yaml.safe_dump(with_("capture.burst", 0)), "capture.burst: 0 is not allowed"),
     (yaml.safe_dump(with_("sinks", [{"type": "kafka"}])), "sinks[0].type: 'kafka' is not allowed"),
     ("capture: [unclosed\n", "not valid YAML"),
+    (yaml.safe_dump({"capture": {**GOOD["capture"], "batch_size": 65536, "batch_avg_payload": 65535}}),
+     "capture.batch_size x capture.batch_avg_payload: 65536 x 65535 is too large"),
 ])
 def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path, text, needle):
     proc = _run(tmp_path, text)
