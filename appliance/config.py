@@ -59,6 +59,8 @@ class DpdkConfig:
     socket_mem_mb: int | None = None
     log_level: str = "notice"
     extra_args: tuple[str, ...] = ()
+    idle_spin_us: int = 50                 # a dry RX queue is polled this long, then the loop naps
+    idle_sleep_us: int = 100               # each nap (bounded by the open batch's deadline); 0 = busy-poll
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,8 @@ def _dpdk(data: Any) -> DpdkConfig:
         log_level=_str(r, "log_level", "notice",
                        choices=("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")),
         extra_args=tuple(extra),
+        idle_spin_us=_int(r, "idle_spin_us", 50, 0, 1_000_000),
+        idle_sleep_us=_int(r, "idle_sleep_us", 100, 0, 10_000),
     )
     r.done([f.name for f in dataclasses.fields(DpdkConfig)])
     return d

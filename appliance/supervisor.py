@@ -31,6 +31,7 @@ from appliance.capture.select import PCI_ADDR, choose_backend
 from appliance.config import Config
 from appliance.decoder import Decoder
 from appliance.errors import ConfigError, LogCasterError
+from appliance.paths import RUN_DIR
 from appliance.ring import Ring, default_dirs
 from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
 from appliance.worker import WorkerSpec, percentiles, worker_main
@@ -62,7 +63,6 @@ class QueueRun:
     fast_fails: int = 0
 
 
-RUN_DIR = Path(os.environ.get("LOGCASTER_RUN_DIR", "/run/logcaster"))
 
 
 def live_stats_path(file_prefix: str) -> Path:

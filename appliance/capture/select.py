@@ -59,7 +59,7 @@ def choose_backend(cfg: Config, sysfs: str = "/sys"):
         if all(ok for ok, _ in owned):
             from appliance.capture.dpdk import DpdkBackend
 
-            return DpdkBackend(cfg), "; ".join(why for _, why in owned)
+            return DpdkBackend(cfg, idle_spin_us=cfg.dpdk.idle_spin_us, idle_sleep_us=cfg.dpdk.idle_sleep_us), "; ".join(why for _, why in owned)
         if wanted == "dpdk":
             reason = next(why for ok, why in owned if not ok)
             raise ConfigError(f"capture.backend: dpdk cannot capture here: {reason}")
