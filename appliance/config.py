@@ -99,7 +99,7 @@ class SinkConfig:
     rotate_bytes: int = 256 << 20
     row_group_rows: int = 256 * 1024
     compression: str = "zstd"
-    delay_ms: float = 0.0                  # null sink: slow down on purpose (tests, overload drills)
+    delay_ms: float = 0.0                  # null sink: slow down on purpose, per batch (tests, overload drills)
 
 
 @dataclass(frozen=True)

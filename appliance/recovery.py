@@ -60,12 +60,15 @@ def _drain(path: Path, queue_id: int, run_id: int, sinks, mp) -> dict:
     report: dict = {}
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     try:
-        while proc.is_alive() or parent.poll():
-            if parent.poll(0.1):
-                try:
+        while True:
+            try:
+                while parent.poll(0.1):
                     report = parent.recv()
-                except EOFError:
-                    break
+            except EOFError:        # the worker closed its end: it is exiting
+                proc.join(max(0.0, deadline - time.monotonic()))
+                break
+            if not proc.is_alive():
+                break
             if time.monotonic() > deadline:
                 raise LogCasterError(f"recovering {path}: not drained after {DRAIN_TIMEOUT_S:.0f} s")
     finally:

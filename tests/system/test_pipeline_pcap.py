@@ -132,6 +132,7 @@ def test_worker_killed_mid_stream_loses_nothing(tmp_path):
     pcap = write_test_pcap(tmp_path / "in.pcap", n, noise=False)
     cfg = base_config(tmp_path, pcap, batch_size=64)
     cfg["ring"] = {"size": "64MiB"}                   # the whole file fits: no ring_full
+    cfg["sinks"][0]["rotate_seconds"] = 0.2           # files complete before the kill: the heir must skip them
     cfg["sinks"].append({"type": "null", "delay_ms": 25})  # a slow sink keeps the worker busy
     with Appliance(cfg, tmp_path) as app:
         app.wait_ready()
@@ -153,7 +154,7 @@ def test_worker_killed_mid_stream_loses_nothing(tmp_path):
 
 
 def test_ring_overload_counts_exactly_what_went_missing(tmp_path):
-    n = 5000
+    n = 30000                                         # ~4x what the smallest ring holds
     pcap = write_test_pcap(tmp_path / "in.pcap", n, noise=False)
     cfg = base_config(tmp_path, pcap, batch_size=32)
     cfg["ring"] = {"size": 2 * batch_max(32, 256)}   # the smallest ring: two full batches
