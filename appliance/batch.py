@@ -64,7 +64,7 @@ def record_batch(hdr, owner) -> pa.RecordBatch:
 
     `hdr` is a `struct lc_batch_hdr *`; `owner` keeps the memory alive as long
     as the RecordBatch lives. The RecordBatch is valid only until the batch is
-    reset or its ring slot released: sinks consume it before that.
+    reset or its batch released from the ring: sinks consume it before that.
     """
     n = hdr.count
     base = int(ffi.cast("uintptr_t", hdr))

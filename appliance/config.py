@@ -40,8 +40,8 @@ class CaptureConfig:
     ports: tuple[PortConfig, ...] = ()
     udp_ports: tuple[int, ...] = ()        # keep UDP to these ports only; () = all
     burst: int = 64
-    batch_size: int = 1024                 # records per batch (ring slot)
-    batch_avg_payload: int = 256           # sizing of a slot's string areas
+    batch_size: int = 1024                 # records per batch at most
+    batch_avg_payload: int = 256           # sizing of a batch's string areas while it fills
     batch_max_delay_us: int = 200
     timezone: str = "UTC"
     stop_at_end_of_file: bool = True       # net_pcap without infinite_rx: end the run at EOF

@@ -246,7 +246,7 @@ class Ring:
 
     @property
     def buffer(self):
-        """The whole mapping as a Python buffer (header page, then the slots)."""
+        """The whole mapping as a Python buffer (header page, then the batches)."""
         self._ring()
         return self._map.buffer
 
