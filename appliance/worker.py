@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.2
 ORPHAN_GRACE_S = 2.0
 RETRY_S = 0.5                   # a failed sink is tried again after this long
+STOP_RETRY_S = 10.0             # when the capture has ended, keep retrying a failing sink this long
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class Worker:
         self._retry_at = [0.0] * len(self.sinks)
         self._logged_at = [-1e9] * len(self.sinks)
         self._last_report = 0.0
+        self._stuck_since: float | None = None
+        self._stuck_tail = -1
 
     def _on_term(self, signum, frame) -> None:
         self.stop_requested = True
@@ -138,8 +141,11 @@ class Worker:
             self._tick(now)
             self._release()
             if taken is None:
-                if self.ring.drained:
-                    return
+                if self.ring.drained:       # capture ended and every batch taken: commit what is held
+                    self._close_sinks(now)
+                    self._release()
+                    if not self.held or self._gave_up(now):
+                        return
                 idle_since = idle_since or now
                 # Orphaned (capture process gone) or told to stop with nothing coming: finish.
                 if (os.getppid() != self.parent or self.stop_requested) and now - idle_since > ORPHAN_GRACE_S:
@@ -147,6 +153,13 @@ class Worker:
             if now - self._last_report >= self.spec.stats_interval_s:
                 self._report()
                 self._last_report = now
+
+    def _gave_up(self, now: float) -> bool:
+        """Capture ended but a sink still fails: retry for STOP_RETRY_S after
+        the last progress, then leave the rest in the ring (next start)."""
+        if self._stuck_since is None or self._stuck_tail != self.ring.tail:
+            self._stuck_since, self._stuck_tail = now, self.ring.tail
+        return now - self._stuck_since >= STOP_RETRY_S
 
     def _feed(self, now: float) -> None:
         """Hand every sink the held batches it still needs."""
@@ -161,12 +174,11 @@ class Worker:
                 self._failed(i, sink, exc, now)
 
     def _tick(self, now: float) -> None:
-        fill = self._ring_fill()
         for i, sink in enumerate(self.sinks):
             if now < self._retry_at[i]:
                 continue
             try:
-                sink.tick(now, fill)
+                sink.tick(now, self.ring.data_size)
             except SinkError as exc:
                 self._failed(i, sink, exc, now)
 
@@ -184,9 +196,14 @@ class Worker:
             self.errors.append(str(exc))
             del self.errors[:-10]
 
-    def _ring_fill(self) -> float:
-        s = self.ring.stats()
-        return s["bytes_used"] / s["data_size"] if s["data_size"] else 0.0
+    def _close_sinks(self, now: float) -> None:
+        for i, sink in enumerate(self.sinks):
+            if now < self._retry_at[i]:
+                continue
+            try:
+                sink.close()
+            except SinkError as exc:
+                self._failed(i, sink, exc, now)
 
     def _release(self) -> None:
         upto = min(sink.committed() for sink in self.sinks)
@@ -205,11 +222,7 @@ class Worker:
         for attempt in range(2):
             self._retry_at = [0.0] * len(self.sinks)
             self._feed(time.monotonic())
-            for i, sink in enumerate(self.sinks):
-                try:
-                    sink.close()
-                except SinkError as exc:
-                    self._failed(i, sink, exc, time.monotonic())
+            self._close_sinks(time.monotonic())
             self._release()
             if not self.held:
                 return

@@ -75,9 +75,9 @@ class Sink:
         """Every batch before this index is safe from a crash of this process."""
         return self.need
 
-    def tick(self, now: float, ring_fill: float) -> None:
-        """Rotate on time; commit early when the ring is filling (ring_fill:
-        the share of the ring's bytes not yet released)."""
+    def tick(self, now: float, ring_bytes: int) -> None:
+        """Rotate on time; commit early when what the sink holds uncommitted
+        nears the ring's size (`ring_bytes`, its data area)."""
 
     def abort(self) -> None:
         """Drop what is not committed (after a failure): the worker hands it again."""

@@ -104,7 +104,7 @@ class JsonlSink(Sink):
         self.batches += taken.end - first
         self.need = taken.end
 
-    def tick(self, now: float, ring_fill: float = 0.0) -> None:
+    def tick(self, now: float, ring_bytes: int = 0) -> None:
         try:
             for part in list(self._parts.values()):
                 if now - part.opened >= self.cfg.rotate_seconds:

@@ -7,8 +7,8 @@ spool: nothing is released from it until the file holding the batches is
 complete — written under a temporary name in the store's `.staging/`
 directory, closed, and renamed into its partition — so a reader never sees
 a partial file and a crash of the worker loses nothing. A file is closed
-after `rotate_seconds`, at `rotate_bytes`, or early when its batches hold
-more than half of the ring (so the ring never fills behind a slow commit).
+after `rotate_seconds`, at `rotate_bytes`, or early when the open files'
+batches hold half of the ring (so the ring never fills behind a commit).
 
 Exactly once across crashes: a complete file is named
 `q<queue>-<run>-<first seq>-<last seq>.parquet` (the run that made the
@@ -49,7 +49,7 @@ DICTIONARY_COLUMNS = ["src_ip", "dst_ip", "src_port", "dst_port", "vlan", "facil
 STATISTICS_COLUMNS = [c for c in SCHEMA.names if c not in ("message", "raw", "structured_data")]
 
 COMPRESSION_LEVEL = {"zstd": 1}    # level 1: the fastest zstd; higher levels cost more CPU than they save
-RING_SHARE = 0.5                   # close files once unreleased batches fill this share of the ring
+RING_SHARE = 0.5                   # close files once the batches they hold fill this share of the ring
 STAGING_DIR = ".staging"
 _NAME = re.compile(r"q(\d+)-(\d+)-(\d+)-(\d+)\.parquet")
 
@@ -182,10 +182,13 @@ class ParquetSink(Sink):
         """Everything before the first batch of a file still open is in complete files."""
         return min((f.first_seq for f in self._files.values()), default=self.need)
 
-    def tick(self, now: float, ring_fill: float = 0.0) -> None:
+    def tick(self, now: float, ring_bytes: int = 0) -> None:
+        # What the open files hold is ring space nobody else can use: commit
+        # before it crowds out the traffic behind it (measured by the Arrow
+        # bytes appended, which are the ring bytes of those batches).
+        crowded = ring_bytes and sum(f.bytes_in for f in self._files.values()) >= RING_SHARE * ring_bytes
         for f in list(self._files.values()):
-            if (now - f.opened >= self.cfg.rotate_seconds or f.bytes_in >= self.cfg.rotate_bytes
-                    or ring_fill >= RING_SHARE):
+            if now - f.opened >= self.cfg.rotate_seconds or f.bytes_in >= self.cfg.rotate_bytes or crowded:
                 self._commit(f)
 
     def _commit(self, f: _File) -> None:
