@@ -69,6 +69,12 @@ def test_each_mistake_names_key_value_and_what_is_allowed(data, message):
     assert str(err.value).startswith(message)
 
 
+def test_a_ring_too_small_for_two_batches_of_the_capture_geometry_is_a_config_error():
+    data = {"capture": {**GOOD["capture"], "batch_size": 29076, "batch_avg_payload": 29014}}
+    with pytest.raises(ConfigError, match=r"^ring.size: 536870912 bytes is not allowed \(at least 3635MiB: 2 batches"):
+        config.from_dict(data)
+
+
 def test_a_batch_geometry_the_c_layout_rejects_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         config.from_dict({"capture": {**GOOD["capture"], "batch_size": 65536, "batch_avg_payload": 65535}})
@@ -82,7 +88,9 @@ def test_a_batch_geometry_the_c_layout_rejects_is_a_config_error():
 def test_config_accepts_a_batch_geometry_exactly_when_the_c_layout_does(batch_size, avg):
     from dpdk_shim import lib
 
-    data = {"capture": {**GOOD["capture"], "batch_size": batch_size, "batch_avg_payload": avg}}
+    # a ring of two such batches (validated only: nothing is allocated)
+    data = {"capture": {**GOOD["capture"], "batch_size": batch_size, "batch_avg_payload": avg},
+            "ring": {"size": "16GiB"}}
     if lib.lc_batch_size(batch_size, avg) >= 0:
         assert config.from_dict(data).capture.batch_size == batch_size
     else:
