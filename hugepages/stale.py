@@ -54,7 +54,8 @@ class StaleFile:
 class HeldFile:
     path: str
     kind: str
-    reason: str             # "mapped", "open", "mapped, open", "flock", "fcntl lock" or "unknown"
+    reason: str             # "mapped", "open", "mapped, open", "flock", "fcntl lock", "unknown", or a
+                            # ring's "holds N undelivered records" (the next `logcaster run` delivers them)
     pids: tuple[int, ...]   # holders when known
 
 
@@ -268,6 +269,8 @@ def find_stale(dirs: Iterable[str | Path | hmount.HugetlbfsMount] | None = None,
     stale, held = [], []
     for path, kind, st, page_kb in found:
         reason, pids = _held_by(path, holders[path], bool(unreadable) and unreadable_means_held)
+        if reason is None and kind == "ring":
+            reason = _undelivered(path)
         if reason == "gone":
             continue  # removed by its owner while we looked
         if reason is None:
@@ -275,6 +278,25 @@ def find_stale(dirs: Iterable[str | Path | hmount.HugetlbfsMount] | None = None,
         else:
             held.append(HeldFile(path, kind, reason, pids))
     return StaleScan(tuple(stale), tuple(held), tuple(d for d, _ in folders), tuple(warnings))
+
+
+def _undelivered(path: str) -> str | None:
+    """A ring nobody uses may still hold records a crashed run captured and
+    its sinks never committed: the next start of that appliance delivers
+    them (appliance/recovery.py), so it is not stale. Unreadable rings
+    (another layout version) are stale."""
+    try:
+        from appliance.errors import ShimError
+        from appliance.ring import Ring
+    except ImportError:                 # the shim is not built: nothing can read a ring here
+        return None
+    try:
+        with Ring.attach(path, consumer=False) as ring:
+            s = ring.stats()
+    except ShimError:                   # not a ring this build can read: stale
+        return None
+    left = s["records_published"] - s["records_released"]
+    return f"holds {left:,} undelivered records (the next logcaster run delivers them)" if left else None
 
 
 def _held_by(path: str, users: list[tuple[int, str]], unsure: bool) -> tuple[str | None, tuple[int, ...]]:

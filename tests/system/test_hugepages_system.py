@@ -154,6 +154,27 @@ def test_mapped_ring_file_is_held_then_stale_then_cleaned(private_mount):
     assert hp.find_mount(private_mount.path) is None
 
 
+def test_a_ring_holding_undelivered_records_is_not_stale(private_mount):
+    """A crashed run's ring with records its sinks never committed is what
+    the next start delivers: `hugepages clean` keeps it until then."""
+    from appliance.decoder import Decoder
+    from appliance.ring import Ring, batch_max
+    from appliance.sample import udp_frame
+
+    path = os.path.join(private_mount.path, "logcaster-ring-undelivered")
+    ring = Ring.create(path, size=2 * batch_max(8, 64), capacity=8, avg_payload=64)
+    Decoder().decode_frames([udp_frame("198.18.1.2", b"<14>1 - h a - - - keep me")] * 3, ring.acquire())
+    ring.publish()
+    ring.close()                                     # nobody maps or locks it now
+    [held] = hp.find_stale([private_mount]).held
+    assert (held.path, held.reason) == (path, "holds 3 undelivered records (the next logcaster run delivers them)")
+    report = hp.clean_stale([private_mount], dry_run=False)
+    assert report.removed == () and os.path.exists(path)
+    with Ring.attach(path) as consumer:              # delivered: now it is stale
+        consumer.release(consumer.take(timeout=0).end)
+    assert [f.path for f in hp.clean_stale([private_mount], dry_run=False).removed] == [path]
+
+
 def test_flocked_dpdk_file_is_held_until_its_process_exits(private_mount):
     path = os.path.join(private_mount.path, "lc_systestmap_0")
     _create(path, PAGE)
