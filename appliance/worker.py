@@ -167,11 +167,18 @@ class Worker:
             if now < self._retry_at[i]:
                 continue
             try:
-                for taken in self.held:
-                    if taken.end > sink.need:
-                        sink.write(taken)
+                for taken in self._wanted(sink.need):
+                    sink.write(taken)
             except SinkError as exc:
                 self._failed(i, sink, exc, now)
+
+    def _wanted(self, need: int) -> list:
+        """The held takes that end after `need`: the newest ones (a sink's
+        need only grows), found from the end so a long hold costs nothing."""
+        i = len(self.held)
+        while i and self.held[i - 1].end > need:
+            i -= 1
+        return self.held[i:]
 
     def _tick(self, now: float) -> None:
         for i, sink in enumerate(self.sinks):
@@ -241,6 +248,7 @@ class Worker:
             "run_id": self.run_id,
             "delivered": self.delivered,
             "batches": self.batches,
+            "taken": self.taken,
             "duplicates_suppressed": self.duplicates,
             "sink_failed": self.sink_failed,
             "sink_errors": self.sink_errors,

@@ -129,6 +129,7 @@ class ParquetSink(Sink):
         table = taken.table()
         if first > taken.first:
             table = table.slice(_rows_before(taken, first))
+        dup_before = self.duplicates
         try:
             parts = hour_parts(table)
             if any(self._done_in(hour) >= first for hour, _ in parts):
@@ -139,7 +140,7 @@ class ParquetSink(Sink):
         except OSError as exc:
             raise SinkError(f"parquet sink {self.root}: writing batches {first}..{taken.end - 1}: "
                             f"{exc.strerror or exc}", errno=exc.errno) from None
-        self.records += table.num_rows
+        self.records += table.num_rows - (self.duplicates - dup_before)
         self.batches += taken.end - first
         self.need = taken.end
 
