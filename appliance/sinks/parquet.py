@@ -172,12 +172,17 @@ class ParquetSink(Sink):
         self._files[hour] = f
         return f
 
-    def _flush_row_group(self, f: _File) -> None:
-        if f.pending_rows:
+    def _flush_row_group(self, f: _File, *, all_rows: bool = False) -> None:
+        """Write whole row groups of row_group_rows (the rest stays pending),
+        or, when the file closes, everything."""
+        rows = self.cfg.row_group_rows
+        while f.pending_rows >= rows or (all_rows and f.pending_rows):
             table = pa.concat_tables(f.pending)          # zero-copy: the chunks stay the ring's
-            f.writer.write_table(table, row_group_size=f.pending_rows)
-            f.rows += f.pending_rows
-            f.pending, f.pending_rows = [], 0
+            n = min(rows, table.num_rows)
+            f.writer.write_table(table.slice(0, n), row_group_size=n)
+            f.rows += n
+            rest = table.slice(n)
+            f.pending, f.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def committed(self) -> int:
         """Everything before the first batch of a file still open is in complete files."""
@@ -195,7 +200,7 @@ class ParquetSink(Sink):
     def _commit(self, f: _File) -> None:
         """Last row group, footer, rename into the store: the file is complete."""
         try:
-            self._flush_row_group(f)
+            self._flush_row_group(f, all_rows=True)
             f.writer.close()
             directory = partition_dir(self.root, f.hour)
             directory.mkdir(parents=True, exist_ok=True)

@@ -121,3 +121,19 @@ def test_a_failing_sink_keeps_the_batches_and_catches_up(tmp_path, monkeypatch):
     table = ds.dataset(str(tmp_path / "pq"), format="parquet", partitioning="hive").to_table()
     assert sorted(int(ID.search(m).group(1)) for m in table.column("message").to_pylist()) == all_ids()
     ring.close()
+
+
+def test_row_groups_have_row_group_rows_whatever_the_takes(tmp_path):
+    """A take larger than a row group is split; the rest waits for the next."""
+    import pyarrow.parquet as pq
+
+    path = str(tmp_path / "ring-q0")
+    ring = fill_ring(path, 5)                       # 33 records in 12 batches, one take
+    cfg = SinkConfig(type="parquet", path=str(tmp_path / "pq"), rotate_seconds=3600, row_group_rows=1024)
+    object.__setattr__(cfg, "row_group_rows", 10)   # below the config minimum: small test data
+    ring.set_closed()
+    assert Worker(WorkerSpec(queue_id=0, ring_path=path, sinks=(cfg,), cpu=None, run_id=5)).run() == 0
+    [f] = (tmp_path / "pq").glob("date=*/hour=*/*.parquet")
+    md = pq.ParquetFile(f).metadata
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [10, 10, 10, 3]
+    ring.close()
