@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.sample import write_pcap  # noqa: E402
+from bench.machine import cpu_jiffies, wait_quiet  # noqa: E402
 
 GEN_SRC = ROOT / "bench" / "gen" / "lcgen.c"
 GEN_BIN = ROOT / "bench" / "gen" / "build" / "lcgen"
@@ -76,7 +77,6 @@ DRAIN_QUIET_S = 1.0              # receiver counters unchanged this long: draine
 DRAIN_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 MAX_SEND_PPS = 3_000_000         # bound on lcgen's --count at top speed
-QUIET_BUSY_CPUS = 0.25           # the machine counts as quiet below this many busy CPUs
 QUIET_WAIT_S = 30.0
 # Loss kinds the harness reads from the kernel, which the receiver itself does not report.
 RECEIVER_BLIND = ("veth_dropped", "veth_dropped_other", "udp_rcvbuf_errors")
@@ -122,32 +122,6 @@ def sh(cmd: list[str], timeout: float = 30, check: bool = True) -> str:
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
     return res.stdout
-
-
-def cpu_jiffies() -> tuple[int, int, int]:
-    """(busy, total, irq + softirq) jiffies of all CPUs, /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    total = sum(v[:8])
-    return total - idle, total, v[5] + v[6]
-
-
-def busy_cpus(seconds: float) -> float:
-    b0, t0, _ = cpu_jiffies()
-    time.sleep(seconds)
-    b1, t1, _ = cpu_jiffies()
-    return (b1 - b0) / (t1 - t0) * os.cpu_count() if t1 > t0 else 0.0
-
-
-def wait_quiet(max_wait: float) -> float:
-    """Wait (at most max_wait) for the machine to be quiet: others share these
-    2 CPUs. Returns the busy CPUs measured last (recorded with each result)."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy = busy_cpus(1.0)
-        if busy < QUIET_BUSY_CPUS or time.monotonic() > deadline:
-            return busy
 
 
 def link_stats(ns: str, dev: str) -> dict:
