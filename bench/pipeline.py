@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from appliance.sample import write_pcap  # noqa: E402
 from bench.machine import busy_cpus  # noqa: E402
+from bench.store import parquet_store  # noqa: E402
 
 
 def scenario_config(name: str, pcap: Path, work: Path, rx_cpu: int, worker_cpu: int) -> dict:
@@ -58,21 +59,6 @@ def scenario_config(name: str, pcap: Path, work: Path, rx_cpu: int, worker_cpu: 
         "cores": {"rx": [rx_cpu], "workers": [worker_cpu]},
         "stats_interval_s": 5,
     }
-
-
-def parquet_store(root: Path) -> dict:
-    """Complete files of a Parquet store (not .staging): files, rows, row groups,
-    bytes, and when the last one was completed (its mtime: closed, then renamed)."""
-    import pyarrow.parquet as pq
-
-    files = [f for f in root.rglob("*.parquet") if ".staging" not in f.parts]
-    metas = [pq.read_metadata(f) for f in files]
-    rows, groups = sum(m.num_rows for m in metas), sum(m.num_row_groups for m in metas)
-    size = sum(f.stat().st_size for f in files)
-    return {"files": len(files), "rows": rows, "row_groups": groups, "bytes": size,
-            "rows_per_row_group": round(rows / groups) if groups else None,
-            "bytes_per_row": round(size / rows, 1) if rows else None,
-            "last_file_done": max((f.stat().st_mtime_ns for f in files), default=0) / 1e9}
 
 
 def run_logcaster(cfg_path: Path, stats_path: Path, seconds: float) -> tuple[dict, dict]:
