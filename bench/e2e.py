@@ -681,7 +681,7 @@ def measure(scenario: str, pps: int, link: Link, pcap: Path, args, phase: str = 
         # RcvbufErrors above (the same datagrams); AF_XDP's kernel_drops and failed
         # redirects show at the veth as well: only veth drops beyond those are extra.
         seen_at_veth = nic.get("nic_kernel_drops", 0) + nic.get("nic_xdp_redirect_failed", 0) + \
-            nic.get("nic_imissed", 0) if scenario in ("afxdp", "dpdk-afxdp") else 0
+            nic.get("nic_imissed", 0) if scenario.removesuffix("-parquet") in ("afxdp", "dpdk-afxdp") else 0
         losses = {"ring_full": out["ring_full"], "sink_failed": out["sink_failed"], **nic,
                   "veth_dropped_other": max(0, veth_dropped - seen_at_veth)}
         busy_ns = rx["cycles_busy"] / rx["tsc_hz"] * 1e9 if rx["tsc_hz"] else 0
