@@ -3,6 +3,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FUZZ_SECONDS ?= 60
+# make bench-e2e SCENARIOS=afxdp-parquet,rsyslog E2E_ARGS=--quick
+SCENARIOS ?=
+E2E_ARGS ?=
 
 .PHONY: setup test demo bench bench-e2e fuzz clean
 
@@ -20,7 +23,7 @@ bench: setup
 	$(PY) bench/pipeline.py
 
 bench-e2e: setup
-	$(PY) bench/e2e.py
+	$(PY) bench/e2e.py $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(E2E_ARGS)
 
 fuzz: setup
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -14,25 +14,40 @@ drains, stops (SIGTERM) and is read out:
   dpdk-afpacket  logcaster, backend dpdk, vdev net_af_packet on the capture veth
   afxdp          logcaster, backend afxdp (XDP program + AF_XDP socket) on the veth
   socket         logcaster, backend socket (recvmmsg) bound to 198.18.0.1:514
+  afxdp-parquet  afxdp, socket with the default Parquet sink (a store in the run's
+  socket-parquet   tmpfs directory) instead of the null sink
   rsyslog        rsyslogd (its own instance, bench/peers/rsyslog.conf.tmpl), imudp -> file
   ceiling        no receiver: frames dropped by a blackhole route in the capture namespace;
                  what lcgen and the veth manage here (top speed only)
 
-The appliance runs with the `null` sink. Per result: offered and achieved
+The appliance runs with the default ring size. Per result: offered and achieved
 (sent) rate, delivered and delivered/s, loss by kind (the appliance's own
 counters from --stats-json; veth drops and UDP receive-buffer drops from the
 kernel), what the receiver did not count itself, RX core cost per message
 (the appliance's busy cycles / packet and busy share; the RX thread's CPU time
-as the kernel counts it), the whole receiver's CPU per message,
+as the kernel counts it), the whole receiver's CPU per message (up to the end
+of the drain, and up to the receiver's exit), what it stored per message,
 latency rx_time -> sink hand-off (p50/p99/p99.9, appliance only). A scenario
 that fails is reported as failed with its error; the others still run.
+
+Two ways to run:
+
+  the loss-free rate search (default; scenarios ceiling, afxdp-parquet,
+      socket-parquet, rsyslog): `ceiling` first; then per scenario offered
+      rates of --step, 2 x --step, ... up to that ceiling, stopping after the
+      first rate that loses anything, and one more run offered the ceiling.
+      Adds one `e2e-summary` JSON line per scenario (loss_free_pps,
+      ceiling_pps, store_bytes_per_msg at the ceiling run, CPU per message
+      at 100k offered and its ratio to rsyslog's). ~10 s per run at 5 s of
+      sending; the full search ~12-15 min on this machine.
+  --rates: those rates for every scenario (default: all of them).
 
 Prints a table and one JSON line per (scenario, rate); saves docs/bench-e2e.png
 when matplotlib is installed. Root only. Every send is bounded in count and
 time; namespaces and processes are removed afterwards, whatever happens.
 
-    python bench/e2e.py [--quick] [--seconds 8] [--rates max,100k,300k]
-                        [--scenarios ceiling,dpdk-afxdp,dpdk-afpacket,afxdp,socket,rsyslog]
+    python bench/e2e.py [--quick] [--seconds 5] [--step 25k] [--scenarios ...]
+    python bench/e2e.py --rates max,100k,300k [--seconds 8] [--scenarios ceiling,afxdp,...]
                         [--tx-mode mmsg|ring] [--gen-batch 64] [--plot PATH | --no-plot]
 
 Results and the exact commands: docs/BENCHMARKS-e2e.md.
@@ -62,13 +77,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.sample import write_pcap  # noqa: E402
+from bench.machine import cpu_jiffies, wait_quiet  # noqa: E402
+from bench.store import parquet_store, text_store  # noqa: E402
 
 GEN_SRC = ROOT / "bench" / "gen" / "lcgen.c"
 GEN_BIN = ROOT / "bench" / "gen" / "build" / "lcgen"
 RSYSLOG_TMPL = ROOT / "bench" / "peers" / "rsyslog.conf.tmpl"
 PLOT = ROOT / "docs" / "bench-e2e.png"
 
-SCENARIOS = ("ceiling", "dpdk-afxdp", "dpdk-afpacket", "afxdp", "socket", "rsyslog")
+SCENARIOS = ("ceiling", "dpdk-afxdp", "dpdk-afpacket", "afxdp", "socket", "afxdp-parquet", "socket-parquet",
+             "rsyslog")
+SEARCH_SCENARIOS = ("ceiling", "afxdp-parquet", "socket-parquet", "rsyslog")
 CAPTURE_V4, SENDER_V4, PREFIX = "198.18.0.1", "198.18.0.2", 15
 SYSLOG_PORT = 514
 READY_TIMEOUT_S = 120.0          # EAL, bcc compiling the XDP program, workers importing pyarrow
@@ -76,7 +95,6 @@ DRAIN_QUIET_S = 1.0              # receiver counters unchanged this long: draine
 DRAIN_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 MAX_SEND_PPS = 3_000_000         # bound on lcgen's --count at top speed
-QUIET_BUSY_CPUS = 0.25           # the machine counts as quiet below this many busy CPUs
 QUIET_WAIT_S = 30.0
 # Loss kinds the harness reads from the kernel, which the receiver itself does not report.
 RECEIVER_BLIND = ("veth_dropped", "veth_dropped_other", "udp_rcvbuf_errors")
@@ -122,32 +140,6 @@ def sh(cmd: list[str], timeout: float = 30, check: bool = True) -> str:
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
     return res.stdout
-
-
-def cpu_jiffies() -> tuple[int, int, int]:
-    """(busy, total, irq + softirq) jiffies of all CPUs, /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    total = sum(v[:8])
-    return total - idle, total, v[5] + v[6]
-
-
-def busy_cpus(seconds: float) -> float:
-    b0, t0, _ = cpu_jiffies()
-    time.sleep(seconds)
-    b1, t1, _ = cpu_jiffies()
-    return (b1 - b0) / (t1 - t0) * os.cpu_count() if t1 > t0 else 0.0
-
-
-def wait_quiet(max_wait: float) -> float:
-    """Wait (at most max_wait) for the machine to be quiet: others share these
-    2 CPUs. Returns the busy CPUs measured last (recorded with each result)."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy = busy_cpus(1.0)
-        if busy < QUIET_BUSY_CPUS or time.monotonic() > deadline:
-            return busy
 
 
 def link_stats(ns: str, dev: str) -> dict:
@@ -219,6 +211,7 @@ class Proc:
     def __init__(self, cmd: list[str], **kw):
         self.cmd = cmd
         self.lines: list[str] = []
+        self.exit_cpu_s: float | None = None   # set when reaped by terminate()
         self._q: queue.Queue[str | None] = queue.Queue()
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   text=True, errors="replace", start_new_session=True, **kw)
@@ -252,12 +245,52 @@ class Proc:
         return " | ".join(self.lines[-n:])
 
     def terminate(self, timeout: float) -> int | None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
+        """SIGTERM, then wait up to `timeout` for the exit; None if it did not."""
+        if self.p.returncode is None and not self._reap():
+            os.kill(self.p.pid, signal.SIGTERM)     # not Popen.send_signal: its poll() would reap
+        deadline = time.monotonic() + timeout
+        while not self._reap():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
+        return self.p.returncode
+
+    def _reap(self) -> bool:
+        """Reap the process with wait4 if it has ended: its rusage then counts the
+        process and every descendant it waited for (kept in exit_cpu_s)."""
+        if self.p.returncode is not None:
+            return True
         try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+        except ChildProcessError:           # reaped by Popen (an error path): no rusage
+            self.p.poll()
+            return True
+        if pid == 0:
+            return False
+        self.p.returncode = os.waitstatus_to_exitcode(status)
+        self.exit_cpu_s = ru.ru_utime + ru.ru_stime
+        return True
+
+    def tree_cpu_s(self) -> float:
+        """CPU seconds (user+sys) the process tree has used so far, counted the way
+        wait4 counts it at the exit: each live process's own time plus what the
+        children it reaped used. exit_cpu_s - this = the tree's CPU from now to
+        its end, a final commit at SIGTERM included."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.p.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        return total
 
     def kill(self) -> None:
         try:
@@ -290,21 +323,26 @@ def tree_cpu_s(pid: int) -> float:
 # ---- receivers ---------------------------------------------------------------
 
 class Appliance:
-    """`logcaster run` in the capture namespace with the null sink."""
+    """`logcaster run` in the capture namespace: the null sink, or for the
+    `-parquet` scenarios the default Parquet sink (its defaults: zstd,
+    row_group_rows 262,144, rotate_seconds 60) on a store in the run's tmpfs
+    directory; the default ring size either way."""
 
     kind = "appliance"
 
     def __init__(self, scenario: str, link: Link, work: Path, rx_cpu: int, worker_cpu: int, bound_s: float):
         self.scenario, self.link, self.work = scenario, link, work
         self.cfg_path, self.stats_path = work / "logcaster.yaml", work / "stats.json"
-        self.cfg = self.config(scenario, link, rx_cpu, worker_cpu)
+        self.store = work / "store" if scenario.endswith("-parquet") else None
+        self.cfg = self.config(scenario, link, rx_cpu, worker_cpu, self.store)
         self.rx_cpu = rx_cpu
         self.bound_s = bound_s
         self.proc: Proc | None = None
 
     @staticmethod
-    def config(scenario: str, link: Link, rx_cpu: int, worker_cpu: int) -> dict:
+    def config(scenario: str, link: Link, rx_cpu: int, worker_cpu: int, store: Path | None) -> dict:
         iface = link.capture_if
+        backend = scenario.removesuffix("-parquet")
         if scenario == "dpdk-afxdp":
             capture = {"backend": "dpdk", "ports": [{
                 "name": "net_af_xdp0", "vdev": f"net_af_xdp0,iface={iface},start_queue=0,queue_count=1",
@@ -313,17 +351,16 @@ class Appliance:
             capture = {"backend": "dpdk", "ports": [{
                 "name": "net_af_packet0", "vdev": f"net_af_packet0,iface={iface},qpairs=1,framecnt=4096",
                 "link_timeout_ms": 0}]}
-        elif scenario == "afxdp":
+        elif backend == "afxdp":
             capture = {"backend": "afxdp", "ports": [{"name": iface}]}
-        elif scenario == "socket":
+        elif backend == "socket":
             capture = {"backend": "socket", "ports": [{"name": CAPTURE_V4}]}
         else:
             raise ValueError(scenario)
         capture.update({"udp_ports": [SYSLOG_PORT], "burst": 64, "batch_size": 1024})
         return {
             "capture": capture,
-            "ring": {"size": "512MiB"},
-            "sinks": [{"type": "null"}],
+            "sinks": [{"type": "parquet", "path": str(store)} if store else {"type": "null"}],
             "dpdk": {"in_memory": True, "file_prefix": f"lce2e{os.getpid()}", "log_level": "error"},
             "cores": {"rx": [rx_cpu], "workers": [worker_cpu]},
             "stats_interval_s": 0.2,
@@ -338,6 +375,12 @@ class Appliance:
 
     def cpu_now(self) -> float:
         return tree_cpu_s(self.proc.p.pid)
+
+    def tree_cpu_now(self) -> float:
+        return self.proc.tree_cpu_s()
+
+    def exit_cpu_s(self) -> float | None:
+        return self.proc.exit_cpu_s
 
     def rx_thread_cpu_s(self) -> float:
         """CPU seconds of the capture process's RX thread(s): its threads pinned to
@@ -372,6 +415,9 @@ class Appliance:
             raise RuntimeError(f"logcaster exited {rc} without stats JSON: {self.proc.tail()}")
         s = json.loads(self.stats_path.read_text())
         s["exit_code"] = rc
+        if self.store:
+            s["store"] = parquet_store(self.store)
+            s["store"].pop("last_file_done")
         return s
 
     def close(self) -> None:
@@ -403,6 +449,12 @@ class Blackhole:
 
     def cpu_now(self) -> float:
         return 0.0
+
+    def tree_cpu_now(self) -> float:
+        return 0.0
+
+    def exit_cpu_s(self) -> float | None:
+        return None
 
     def progress(self) -> tuple[int, ...]:
         return (link_stats(self.link.capture_ns, self.link.capture_if)["rx"]["packets"],)
@@ -461,6 +513,12 @@ class Rsyslog:
     def cpu_now(self) -> float:
         return tree_cpu_s(self.pid)
 
+    def tree_cpu_now(self) -> float:
+        return self.proc.tree_cpu_s()       # `timeout` and its child rsyslogd
+
+    def exit_cpu_s(self) -> float | None:
+        return self.proc.exit_cpu_s
+
     def _listening(self) -> bool:
         if not self.pidfile.exists():
             return False
@@ -498,14 +556,11 @@ class Rsyslog:
         if rc is None:
             raise RuntimeError(f"rsyslogd still running {STOP_TIMEOUT_S:.0f} s after SIGTERM")
         stats = self._impstats()
-        lines = 0
-        if self.out.exists():
-            with open(self.out, "rb") as f:
-                while chunk := f.read(1 << 24):
-                    lines += chunk.count(b"\n")
-            self.out.unlink()
+        store = text_store(self.out)
+        self.out.unlink(missing_ok=True)
         queue = stats.get("core.queue", {})
-        return {"exit_code": rc, "lines": lines, "imudp_received": stats.get("imudp", {}).get("msgs.received"),
+        return {"exit_code": rc, "lines": store["messages"], "store": store,
+                "imudp_received": stats.get("imudp", {}).get("msgs.received"),
                 "queue_discarded": queue.get("discarded.full", 0) + queue.get("discarded.nf", 0),
                 "queue_full": queue.get("full", 0), "queue_maxqsize": queue.get("maxqsize")}
 
@@ -544,8 +599,9 @@ def wait_drained(receiver) -> float:
     return time.monotonic() - t0
 
 
-def measure(scenario: str, pps: int, link: Link, pcap: Path, args) -> dict:
-    base = {"benchmark": "e2e", "scenario": scenario, "rate": rate_label(pps), "offered_pps": pps or None}
+def measure(scenario: str, pps: int, link: Link, pcap: Path, args, phase: str = "grid") -> dict:
+    base = {"benchmark": "e2e", "scenario": scenario, "rate": rate_label(pps), "offered_pps": pps or None,
+            "phase": phase}
     busy_before = wait_quiet(args.quiet_wait)
     with tempfile.TemporaryDirectory(prefix=f"lce2e-{scenario}-", dir="/dev/shm") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -562,6 +618,7 @@ def measure(scenario: str, pps: int, link: Link, pcap: Path, args) -> dict:
         veth0 = (link_stats(link.sender_ns, link.sender_if), link_stats(link.capture_ns, link.capture_if))
         snmp0 = udp_snmp(link.capture_ns)
         rx_thread = getattr(rcv, "rx_thread_cpu_s", lambda: None)
+        tree0 = rcv.tree_cpu_now()
         jiffies0, rcv_cpu0, rx_thr0, wall0 = cpu_jiffies(), rcv.cpu_now(), rx_thread(), time.monotonic()
         gen = run_lcgen(link, pcap, pps, args.seconds, args.gen_cpu, args.tx_mode, args.gen_batch)
         drain_s = wait_drained(rcv)
@@ -570,7 +627,12 @@ def measure(scenario: str, pps: int, link: Link, pcap: Path, args) -> dict:
         veth_s = delta(link_stats(link.sender_ns, link.sender_if)["tx"], veth0[0]["tx"])
         veth_c = delta(link_stats(link.capture_ns, link.capture_if)["rx"], veth0[1]["rx"])
         out = rcv.stop()
+        exit_cpu = rcv.exit_cpu_s()
     receiver_cpu_s = rcv_cpu1 - rcv_cpu0
+    # The receiver's whole tree from lcgen's start to the receiver's exit: also what
+    # it does after SIGTERM (the Parquet sink's last row group and footer, rsyslog's
+    # last buffer), which receiver_cpu_s (up to the end of the drain) leaves out.
+    tree_cpu_s = exit_cpu - tree0 if exit_cpu is not None else None
     # CPU time of the whole machine from lcgen's start to the end of the drain:
     # lcgen, the receiver, and the rest (other users of these CPUs, ksoftirqd).
     hz = os.sysconf("SC_CLK_TCK")
@@ -619,7 +681,7 @@ def measure(scenario: str, pps: int, link: Link, pcap: Path, args) -> dict:
         # RcvbufErrors above (the same datagrams); AF_XDP's kernel_drops and failed
         # redirects show at the veth as well: only veth drops beyond those are extra.
         seen_at_veth = nic.get("nic_kernel_drops", 0) + nic.get("nic_xdp_redirect_failed", 0) + \
-            nic.get("nic_imissed", 0) if scenario in ("afxdp", "dpdk-afxdp") else 0
+            nic.get("nic_imissed", 0) if scenario.removesuffix("-parquet") in ("afxdp", "dpdk-afxdp") else 0
         losses = {"ring_full": out["ring_full"], "sink_failed": out["sink_failed"], **nic,
                   "veth_dropped_other": max(0, veth_dropped - seen_at_veth)}
         busy_ns = rx["cycles_busy"] / rx["tsc_hz"] * 1e9 if rx["tsc_hz"] else 0
@@ -649,6 +711,10 @@ def measure(scenario: str, pps: int, link: Link, pcap: Path, args) -> dict:
         "receiver_cpu_s": round(receiver_cpu_s, 3),
         "receiver_cpu_ns_per_msg": round(receiver_cpu_s * 1e9 / delivered, 1)
         if delivered and scenario != "ceiling" else None,
+        "tree_cpu_s": round(tree_cpu_s, 3) if tree_cpu_s is not None else None,
+        "tree_cpu_ns_per_msg": round(tree_cpu_s * 1e9 / delivered, 1) if delivered and tree_cpu_s is not None
+        else None,
+        "store": out.get("store"),
         "cpu": cpu_split,
         "veth": {"sender_tx": veth_s, "capture_rx": veth_c},
         "udp_snmp": {k: v for k, v in snmp.items() if v},
@@ -673,24 +739,29 @@ def others_cpus(r: dict) -> float:
 def print_table(results: list[dict]) -> None:
     """RX ns/msg, RX busy: the appliance's own busy cycles per packet and busy share;
     RXthr ns, RXthr: the RX thread's CPU time (the OS's count) per packet and load;
-    CPU ns/msg: the whole receiver's CPU time (all processes) per delivered message;
+    CPU ns/msg: the whole receiver's CPU time (all processes) per delivered message,
+    lcgen's start to the end of the drain; tree ns: the same from lcgen's start to the
+    receiver's exit (what it does after SIGTERM included: the last Parquet row group);
+    B/msg: bytes stored per message (Parquet store, rsyslog's file);
     uncounted: lost messages the receiver's own counters do not show;
     others: CPUs busy with other work during the run (this machine is shared)."""
-    print(f"{'scenario':<14}{'rate':>6}{'sent/s':>11}{'deliv/s':>11}{'loss %':>8}{'uncounted':>10}"
-          f"{'RX ns/msg':>10}{'RX busy':>8}{'RXthr ns':>9}{'RXthr':>6}{'CPU ns/msg':>11}"
+    print(f"{'scenario':<16}{'rate':>7}{'sent/s':>11}{'deliv/s':>11}{'loss %':>8}{'uncounted':>10}"
+          f"{'RX ns/msg':>10}{'RX busy':>8}{'RXthr ns':>9}{'RXthr':>6}{'CPU ns/msg':>11}{'tree ns':>8}{'B/msg':>6}"
           f"{'p50 µs':>9}{'p99 µs':>10}{'p99.9 µs':>10}"
           f"{'others':>7}  losses")
     for r in results:
         if r["status"] != "ok":
-            print(f"{r['scenario']:<14}{r['rate']:>6}  FAILED: {r['error'][:150]}")
+            print(f"{r['scenario']:<16}{r['rate']:>7}  FAILED: {r['error'][:150]}")
             continue
         lat = r["latency_us"]
         kinds = ", ".join(f"{k} {v:,}" for k, v in r["losses"].items() if v) or "none"
         busy = fmt(r["rx_busy_fraction"], ".0%")
-        print(f"{r['scenario']:<14}{r['rate']:>6}{r['sent_pps']:>11,}{r['delivered_per_s']:>11,}"
+        print(f"{r['scenario']:<16}{r['rate']:>7}{r['sent_pps']:>11,}{r['delivered_per_s']:>11,}"
               f"{fmt(r['loss_pct'], '.2f'):>8}{r['receiver_uncounted']:>10,}{fmt(r['rx_ns_per_msg']):>10}{busy:>8}"
               f"{fmt(r['rx_thread_ns_per_msg']):>9}{fmt(r['rx_thread_load'], '.0%'):>6}"
-              f"{fmt(r['receiver_cpu_ns_per_msg']):>11}{fmt(lat['p50'], ',.1f'):>9}{fmt(lat['p99'], ',.1f'):>10}"
+              f"{fmt(r['receiver_cpu_ns_per_msg']):>11}{fmt(r['tree_cpu_ns_per_msg']):>8}"
+              f"{fmt((r['store'] or {}).get('bytes_per_msg'), '.0f'):>6}{fmt(lat['p50'], ',.1f'):>9}"
+              f"{fmt(lat['p99'], ',.1f'):>10}"
               f"{fmt(lat['p999'], ',.1f'):>10}{others_cpus(r):>7.2f}  {kinds}")
 
 
@@ -704,6 +775,8 @@ def plot(results: list[dict], path: Path) -> str:
     ok = [r for r in results if r["status"] == "ok"]
     if not ok:
         return "plot skipped: no scenario ran"
+    if any(r["phase"] == "step" for r in ok):
+        return plot_search(ok, path, plt)
     scen = list(dict.fromkeys(r["scenario"] for r in ok))
     rates = list(dict.fromkeys(r["rate"] for r in ok))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -721,20 +794,151 @@ def plot(results: list[dict], path: Path) -> str:
         ax.legend(title="offered rate")
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(bottom=0)
-    fig.suptitle("LogCaster end-to-end over a veth (bench/e2e.py), null sink")
+    fig.suptitle("LogCaster end-to-end over a veth (bench/e2e.py)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return f"plot: {path}"
 
 
+def plot_search(ok: list[dict], path: Path, plt) -> str:
+    """The search: delivered/s and loss % against the offered rate, per scenario."""
+    ceiling = next((r["sent_pps"] for r in ok if r["scenario"] == "ceiling"), None)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for scenario in dict.fromkeys(r["scenario"] for r in ok if r["scenario"] != "ceiling"):
+        runs = sorted((r for r in ok if r["scenario"] == scenario), key=lambda r: r["offered_pps"])
+        xs = [r["offered_pps"] / 1e3 for r in runs]
+        axes[0].plot(xs, [r["delivered_per_s"] / 1e3 for r in runs], marker="o", ms=3, label=scenario)
+        axes[1].plot(xs, [r["loss_pct"] for r in runs], marker="o", ms=3, label=scenario)
+    for ax, title in ((axes[0], "delivered, thousand msgs/s"), (axes[1], "loss (% of sent)")):
+        if ceiling:
+            ax.axvline(ceiling / 1e3, color="grey", ls="--", lw=1, label=f"lcgen ceiling {ceiling / 1e3:.0f}k")
+        ax.set_xlabel("offered, thousand msgs/s")
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+    fig.suptitle("LogCaster end-to-end over a veth (bench/e2e.py): loss-free rate search")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return f"plot: {path}"
+
+
+def run_one(scenario: str, pps: int, link: Link, pcap: Path, args, phase: str) -> dict:
+    t0 = time.monotonic()
+    try:
+        r = measure(scenario, pps, link, pcap, args, phase)
+    except Exception as exc:  # noqa: BLE001 - a failed scenario is a result, not the end
+        r = {"benchmark": "e2e", "scenario": scenario, "rate": rate_label(pps), "offered_pps": pps or None,
+             "phase": phase, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    done = (f"sent {r['sent_pps']:,}/s, delivered {r['delivered_per_s']:,}/s, lost {r['lost']:,}"
+            if r["status"] == "ok" else r["error"])
+    print(f"e2e: {scenario} {rate_label(pps)} ({phase}, {time.monotonic() - t0:.0f} s): {done}",
+          file=sys.stderr, flush=True)
+    return r
+
+
+def lossy(r: dict) -> bool:
+    return r["status"] != "ok" or r["lost"] != 0
+
+
+def search(scenarios: list[str], link: Link, pcap: Path, args) -> list[dict]:
+    """The loss-free rate search. The ceiling first (top speed into a blackhole);
+    then per scenario the offered rates step, 2 x step, ... up to the ceiling,
+    stopping after the first rate with any loss (or a failed run), and one run
+    offered the ceiling itself whatever happened before."""
+    ceiling = run_one("ceiling", 0, link, pcap, args, "ceiling")
+    results = [ceiling]
+    if ceiling["status"] != "ok":
+        raise SystemExit(f"the ceiling run failed, nothing to search up to: {ceiling['error']}")
+    top = ceiling["sent_pps"]
+    steps = list(range(args.step, top + 1, args.step))
+    for scenario in scenarios:
+        for pps in steps:
+            r = run_one(scenario, pps, link, pcap, args, "step")
+            results.append(r)
+            if lossy(r):
+                break
+        if not steps or steps[-1] != top:
+            results.append(run_one(scenario, top, link, pcap, args, "ceiling"))
+        else:
+            results[-1]["phase"] = "ceiling"
+    return results
+
+
+def summaries(results: list[dict], step: int) -> list[dict]:
+    """One line per searched scenario: the loss-free rate (the highest offered rate
+    below which every step lost nothing; the ceiling when the ceiling run lost
+    nothing either), the figures of the run at the ceiling, and the whole
+    receiver's CPU per delivered message at 100k offered next to rsyslog's."""
+    ceiling = next(r for r in results if r["scenario"] == "ceiling")
+    top = ceiling["sent_pps"]
+    at = {(r["scenario"], r["offered_pps"]): r for r in results if r["status"] == "ok"}
+    rsyslog_100k = at.get(("rsyslog", 100_000), {}).get("tree_cpu_ns_per_msg")
+    out = []
+    for scenario in dict.fromkeys(r["scenario"] for r in results if r["scenario"] != "ceiling"):
+        runs = [r for r in results if r["scenario"] == scenario]
+        steps = [r for r in runs if r["phase"] in ("step", "ceiling")]
+        steps.sort(key=lambda r: r["offered_pps"])
+        clean, first_lossy = None, None
+        for r in steps:
+            if lossy(r):
+                first_lossy = r
+                break
+            clean = r
+        top_run = next((r for r in runs if r["phase"] == "ceiling"), None)
+        top_ok = top_run is not None and top_run["status"] == "ok"
+        cpu_100k = at.get((scenario, 100_000), {}).get("tree_cpu_ns_per_msg")
+        store = top_run.get("store") if top_ok else None
+        out.append({
+            "benchmark": "e2e-summary", "scenario": scenario,
+            "loss_free_pps": clean["offered_pps"] if clean else 0,
+            "loss_free_sent_pps": clean["sent_pps"] if clean else None,
+            "first_lossy_rate": first_lossy["offered_pps"] if first_lossy else None,
+            "first_lossy_lost": first_lossy.get("lost") if first_lossy else None,
+            "ceiling_pps": top, "step_pps": step,
+            "ceiling_run": {k: top_run.get(k) for k in ("status", "sent_pps", "delivered_per_s", "lost", "loss_pct")}
+            if top_run else None,
+            "store_bytes_per_msg": store["bytes_per_msg"] if store else None,
+            "store": store,
+            "tree_cpu_ns_per_msg_at_100k": cpu_100k,
+            "tree_cpu_vs_rsyslog_at_100k": round(cpu_100k / rsyslog_100k, 3)
+            if cpu_100k and rsyslog_100k and scenario != "rsyslog" else None,
+        })
+    return out
+
+
+def print_summary(lines: list[dict]) -> None:
+    """loss-free: highest offered rate with no loss at it or below (sent/s: what lcgen
+    reached there); ceiling run: sent and delivered/s, loss, when offered the ceiling;
+    store B/msg: bytes stored per message at the ceiling run; CPU@100k: the receiver's
+    whole tree, user+sys, from lcgen's start to its exit, per delivered message."""
+    print(f"\n{'scenario':<16}{'loss-free':>10}{'(sent/s)':>10}{'1st lossy':>10}{'ceiling':>9}"
+          f"{'ceil sent/s':>12}{'ceil deliv/s':>13}{'ceil loss %':>12}{'store B/msg':>12}{'CPU@100k ns':>12}"
+          f"{'vs rsyslog':>11}")
+    for s in lines:
+        c = s["ceiling_run"] or {}
+        ok = c.get("status") == "ok"
+        print(f"{s['scenario']:<16}{s['loss_free_pps']:>10,}{fmt(s['loss_free_sent_pps']):>10}"
+              f"{fmt(s['first_lossy_rate']):>10}{s['ceiling_pps']:>9,}"
+              f"{fmt(c.get('sent_pps') if ok else None):>12}{fmt(c.get('delivered_per_s') if ok else None):>13}"
+              f"{fmt(c.get('loss_pct') if ok else None, '.3f'):>12}{fmt(s['store_bytes_per_msg'], '.1f'):>12}"
+              f"{fmt(s['tree_cpu_ns_per_msg_at_100k']):>12}{fmt(s['tree_cpu_vs_rsyslog_at_100k'], '.2f'):>11}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--scenarios", default=None,
+                    help=f"comma-separated (default: {','.join(SEARCH_SCENARIOS)} for the search, "
+                         f"every scenario with --rates)")
     ap.add_argument("--rates", default=None,
-                    help="'max' (top speed) and/or msgs/s, comma-separated (default max,100k,300k)")
-    ap.add_argument("--seconds", type=float, default=8.0, help="lcgen send time per (scenario, rate)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per rate, rates max and 100k")
+                    help="'max' (top speed) and/or msgs/s, comma-separated: these rates instead of the search")
+    ap.add_argument("--step", default=None, help="the search's rate step (default 25k; --quick 50k)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="lcgen send time per (scenario, rate) (default: search 5, rates 8; --quick 3 / 2)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: search in steps of 50k, 3 s each; with --rates: 2 s per rate")
     ap.add_argument("--messages", type=int, default=20_000, help="distinct messages in the sample pcap")
     ap.add_argument("--tx-mode", default="mmsg", choices=("mmsg", "ring"), help="lcgen's TX path")
     ap.add_argument("--gen-batch", type=int, default=64, help="lcgen's frames per syscall")
@@ -749,39 +953,39 @@ def main() -> None:
     args = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C: receivers stopped, namespaces deleted (finally blocks).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if args.rates is None:
-        args.rates = "max,100k" if args.quick else "max,100k,300k"
-    if args.quick:
-        args.seconds = min(args.seconds, 2.0)
+    searching = args.rates is None
+    if args.seconds is None:
+        args.seconds = (3.0 if args.quick else 5.0) if searching else (2.0 if args.quick else 8.0)
     if not 0 < args.seconds <= 60:
         raise SystemExit("--seconds: more than 0, at most 60")
+    args.step = parse_rate(args.step or ("50k" if args.quick else "25k"))
+    if args.step <= 0:
+        raise SystemExit("--step: a rate of at least 1 msg/s")
     if os.geteuid() != 0:
         raise SystemExit("bench/e2e.py needs root (network namespaces, AF_PACKET, XDP, DPDK)")
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    default = SEARCH_SCENARIOS if searching else SCENARIOS
+    scenarios = [s.strip() for s in (args.scenarios or ",".join(default)).split(",") if s.strip()]
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
-    rates = [parse_rate(r) for r in args.rates.split(",")]
 
     build_lcgen()
     pcap = sample_pcap(args.messages)
     results = []
     with veth_link() as link:
-        for scenario in scenarios:
-            for pps in rates:
-                if scenario == "ceiling" and pps:
-                    continue            # the ceiling is a top-speed figure
-                try:
-                    r = measure(scenario, pps, link, pcap, args)
-                except Exception as exc:  # noqa: BLE001 - a failed scenario is a result, not the end
-                    r = {"benchmark": "e2e", "scenario": scenario, "rate": rate_label(pps),
-                         "offered_pps": pps or None, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                results.append(r)
-                done = (f"sent {r['sent_pps']:,}/s, delivered {r['delivered_per_s']:,}/s" if r["status"] == "ok"
-                        else r["error"])
-                print(f"e2e: {scenario} {rate_label(pps)}: {done}", file=sys.stderr, flush=True)
+        if searching:
+            results = search([s for s in scenarios if s != "ceiling"], link, pcap, args)
+        else:
+            for scenario in scenarios:
+                for pps in map(parse_rate, args.rates.split(",")):
+                    if scenario == "ceiling" and pps:
+                        continue            # the ceiling is a top-speed figure
+                    results.append(run_one(scenario, pps, link, pcap, args, "grid"))
     print_table(results)
-    for r in results:
+    lines = summaries(results, args.step) if searching else []
+    if lines:
+        print_summary(lines)
+    for r in results + lines:
         print(json.dumps(r))
     if not args.no_plot:
         print(plot(results, args.plot))
