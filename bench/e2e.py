@@ -276,21 +276,7 @@ class Proc:
         wait4 counts it at the exit: each live process's own time plus what the
         children it reaped used. exit_cpu_s - this = the tree's CPU from now to
         its end, a final commit at SIGTERM included."""
-        import psutil
-
-        try:
-            root = psutil.Process(self.p.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
-        total = 0.0
-        for proc in procs:
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return tree_cpu_s(self.p.pid, reaped=True)
 
     def kill(self) -> None:
         try:
@@ -301,8 +287,9 @@ class Proc:
         self._t.join(5)
 
 
-def tree_cpu_s(pid: int) -> float:
-    """user+system CPU seconds of a process and its live children (psutil)."""
+def tree_cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """user+system CPU seconds of a process and its live children (psutil);
+    with `reaped`, also what the children each of them reaped used."""
     import psutil
 
     try:
@@ -314,7 +301,7 @@ def tree_cpu_s(pid: int) -> float:
     for p in procs:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            total += t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
         except psutil.NoSuchProcess:
             pass
     return total

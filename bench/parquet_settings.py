@@ -63,7 +63,16 @@ def main() -> None:
     files = glob.glob(os.path.join(args.store, "date=*", "hour=*", "*.parquet"))
     if not files:
         raise SystemExit(f"{args.store}: no Parquet files (run `logcaster demo --data-dir DIR` first)")
+    column_bytes: dict[str, int] = {}
+    for f in files:                       # where the input store's bytes go, per column
+        md = pq.ParquetFile(f).metadata
+        for g in range(md.num_row_groups):
+            for c in range(md.num_columns):
+                col = md.row_group(g).column(c)
+                column_bytes[col.path_in_schema] = column_bytes.get(col.path_in_schema, 0) + col.total_compressed_size
     rows = pa.concat_tables(pq.read_table(f).select(SCHEMA.names).cast(SCHEMA) for f in files)
+    print("stored bytes per row by column: " + ", ".join(
+        f"{k} {v / rows.num_rows:.1f}" for k, v in sorted(column_bytes.items(), key=lambda kv: -kv[1])))
     table = pa.concat_tables([rows] * (ROWS // rows.num_rows + 1)).slice(0, ROWS).combine_chunks()
     print(f"{'setting':48s} {'rows/s':>12s} {'B/row':>7s}")
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:

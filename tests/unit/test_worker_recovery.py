@@ -94,8 +94,9 @@ def test_next_worker_recovers_from_an_incomplete_file_and_unreleased_batches(tmp
 
 
 def test_a_failing_sink_keeps_the_batches_and_catches_up(tmp_path, monkeypatch):
-    """A write that fails (here: the store made unwritable, then writable)
-    releases nothing; the worker retries and then delivers everything once."""
+    """A sink whose writes fail (ENOSPC opening its file, three times) releases
+    nothing; the worker retries and then delivers everything once. A real
+    full disk is tests/system/test_delivery_faults.py's."""
     import appliance.sinks.parquet as parquet_mod
     import appliance.worker as worker_mod
 
@@ -129,8 +130,8 @@ def test_row_groups_have_row_group_rows_whatever_the_takes(tmp_path):
 
     path = str(tmp_path / "ring-q0")
     ring = fill_ring(path, 5)                       # 33 records in 12 batches, one take
-    cfg = SinkConfig(type="parquet", path=str(tmp_path / "pq"), rotate_seconds=3600, row_group_rows=1024)
-    object.__setattr__(cfg, "row_group_rows", 10)   # below the config minimum: small test data
+    # below the config file's minimum (checked by config._sink, not the dataclass): small test data
+    cfg = SinkConfig(type="parquet", path=str(tmp_path / "pq"), rotate_seconds=3600, row_group_rows=10)
     ring.set_closed()
     assert Worker(WorkerSpec(queue_id=0, ring_path=path, sinks=(cfg,), cpu=None, run_id=5)).run() == 0
     [f] = (tmp_path / "pq").glob("date=*/hour=*/*.parquet")
