@@ -11,8 +11,7 @@ import mmap
 
 import pyarrow as pa
 
-from appliance.errors import check
-from dpdk_shim import ffi, lib
+from dpdk_shim import check, ffi, lib
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 

@@ -19,6 +19,8 @@ from appliance.errors import ConfigError
 from appliance.timezone import utc_offset_seconds
 
 BACKENDS = ("dpdk", "afxdp", "socket", "auto")
+MAX_UDP_PORTS = 16                 # capture.udp_ports: the XDP program's port map has this many entries
+MAX_QUEUES = 16                    # capture.ports[i].queues
 SINK_TYPES = ("parquet", "jsonl", "null")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "ki": 1 << 10, "m": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gi": 1 << 30}
 
@@ -77,6 +79,7 @@ class AfXdpConfig:
 @dataclass(frozen=True)
 class SocketConfig:
     rcvbuf: int = 32 << 20                 # SO_RCVBUF(FORCE) asked for; the kernel's grant is reported
+    timestamps: bool = True                # rx_time from the kernel (SO_TIMESTAMPNS), else when recvmmsg returned
 
 
 # One second of 1 M msgs/s of 200-byte messages: a record of such a message
@@ -212,7 +215,7 @@ def _port(data: Any, path: str) -> PortConfig:
     p = PortConfig(
         name=_str(r, "name", "", pattern=r"[A-Za-z0-9_:.\-]+"),
         vdev=_str(r, "vdev", None),
-        queues=_int(r, "queues", 1, 1, 16),
+        queues=_int(r, "queues", 1, 1, MAX_QUEUES),
         rx_descriptors=_int(r, "rx_descriptors", 1024, 64, 32768) if r.data.get("rx_descriptors") is not None
         else r.take("rx_descriptors"),
         promiscuous=_bool(r, "promiscuous", True),
@@ -248,8 +251,8 @@ def _capture(data: Any) -> CaptureConfig:
         stop_at_end_of_file=_bool(r, "stop_at_end_of_file", True),
     )
     r.done([f.name for f in dataclasses.fields(CaptureConfig)])
-    if len(c.udp_ports) > 16:
-        raise ConfigError(f"capture.udp_ports: {len(c.udp_ports)} ports is too many (at most 16)")
+    if len(c.udp_ports) > MAX_UDP_PORTS:
+        raise ConfigError(f"capture.udp_ports: {len(c.udp_ports)} ports is too many (at most {MAX_UDP_PORTS})")
     try:  # the C batch layout is the judge of the pair; config stays importable without the built shim
         from dpdk_shim import lib
     except ImportError:
@@ -322,8 +325,8 @@ def _afxdp(data: Any) -> AfXdpConfig:
 
 def _socket(data: Any) -> SocketConfig:
     r = _Reader(data, "socket")
-    s = SocketConfig(rcvbuf=_size(r, "rcvbuf", 32 << 20))
-    r.done(["rcvbuf"])
+    s = SocketConfig(rcvbuf=_size(r, "rcvbuf", 32 << 20), timestamps=_bool(r, "timestamps", True))
+    r.done([f.name for f in dataclasses.fields(SocketConfig)])
     return s
 
 

@@ -12,12 +12,11 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from appliance.batch import Batch, FLAGS
-from appliance.errors import InputError, check
-from dpdk_shim import ffi, lib
+from appliance.errors import InputError
+from dpdk_shim import ERRLEN, check, errbuf, ffi, lib
 
 FORMATS = ("rfc5424", "rfc3164", "raw")
 LINK_ETHERNET = lib.LC_LINK_ETHERNET
-_ERRLEN = 256
 
 
 class Decoder:
@@ -69,10 +68,9 @@ class PcapReader:
         if not os.path.exists(self.path):
             raise InputError(f"{self.path}: no such file", errno=errno.ENOENT)
         out = ffi.new("struct lc_pcap **")
-        err = ffi.new("char[]", _ERRLEN)
-        rc = lib.lc_pcap_open(self.path.encode(), out, err, _ERRLEN)
-        if rc < 0:
-            raise InputError(f"{self.path}: cannot read as pcap: {ffi.string(err).decode(errors='replace')}")
+        err = errbuf()
+        check(lib.lc_pcap_open(self.path.encode(), out, err, ERRLEN), f"{self.path}: cannot read as pcap", err,
+              error=InputError)
         self._pc = out[0]
 
     def close(self) -> None:
@@ -93,13 +91,12 @@ class PcapReader:
     def batches(self, decoder: Decoder, batch: Batch) -> Iterator[pa.RecordBatch]:
         """Yield one zero-copy RecordBatch per filled batch; each is valid
         until the next one is produced (consume or copy it first)."""
-        err = ffi.new("char[]", _ERRLEN)
+        err = errbuf()
         seq = 0
         while True:
             batch.reset(seq)
-            rc = lib.lc_pcap_fill(self._pc, decoder.c, batch.hdr, err, _ERRLEN)
-            if rc < 0:
-                raise InputError(f"{self.path}: {ffi.string(err).decode(errors='replace')}", errno=-rc)
+            rc = check(lib.lc_pcap_fill(self._pc, decoder.c, batch.hdr, err, ERRLEN), self.path, err,
+                       error=InputError)
             if len(batch):
                 yield batch.to_arrow()
                 seq += 1

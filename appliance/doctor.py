@@ -1,34 +1,23 @@
 """What this machine lacks for each capture backend, and the command that
-fixes it.
+fixes it: one line per check.
 
-Every input (installed packages, kernel release, sysfs/procfs roots, the
-memlock limit, module imports) is a parameter, so a healthy and a broken
-machine are both tested with fakes.
+The facts come from appliance/probe.py (the same probe backend choice and
+the XDP loader ask), plus the installed Debian packages and the hugetlbfs
+mounts, so `doctor` says exactly what `capture.backend: auto` will decide.
+Every input is a parameter, so a healthy and a broken machine are both
+tested with fakes.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import resource
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
+from appliance import probe
+from appliance.probe import (CAP_BPF, CAP_NAMES, CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_PERFMON,
+                             CAP_SYS_ADMIN, Host, Missing)
 from hugepages import mount as hmount
-
-SYSFS_ROOT = "/sys"
-PROC_ROOT = "/proc"
-MODULES_ROOT = "/lib/modules"
-
-# Kernel constant names kept verbatim (linux/capability.h).
-CAP_NET_ADMIN = 12
-CAP_IPC_LOCK = 14
-CAP_SYS_ADMIN = 21
-CAP_BPF = 39
-
-MEMLOCK_MIN = 256 << 20  # UMEMs and mbuf pools are locked memory
 
 # package -> what needs it
 PACKAGES = {
@@ -36,13 +25,16 @@ PACKAGES = {
     "libxdp-dev": "the afxdp backend: builds dpdk_shim._xsk",
     "libbpf-dev": "the afxdp backend: XDP and AF_XDP",
     "python3-bpfcc": "the afxdp backend: bcc loads the XDP program",
-    "libpcap-dev": "replay and the DPDK net_pcap vdev",
+    "libpcap-dev": "decode, replay and the DPDK net_pcap vdev",
     "clang": "the afxdp backend: bcc compiles the XDP program",
 }
-MODULES = {
-    "dpdk_shim._core": "every backend: decoder and ring",
-    "dpdk_shim._dpdk": "the dpdk backend",
-    "dpdk_shim._xsk": "the afxdp backend",
+# capability -> (alternative that also does, who needs it)
+CAPABILITIES = {
+    CAP_NET_ADMIN: (None, "afxdp (attach XDP), dpdk net_tap, socket buffers past rmem_max"),
+    CAP_NET_RAW: (None, "afxdp (AF_XDP sockets), dpdk net_af_packet"),
+    CAP_BPF: (CAP_SYS_ADMIN, "afxdp (load the XDP program and maps)"),
+    CAP_PERFMON: (CAP_SYS_ADMIN, "afxdp (the verifier accepts the XDP program only with it)"),
+    CAP_NET_BIND_SERVICE: (None, "socket backend on ports below 1024 (syslog's 514)"),
 }
 
 
@@ -62,6 +54,10 @@ class Check:
         return asdict(self)
 
 
+def _from(name: str, missing: Missing | None, ok_detail: str) -> Check:
+    return Check(name, True, ok_detail) if missing is None else Check(name, False, missing.what, missing.fix)
+
+
 def dpkg_installed(names: Iterable[str]) -> frozenset[str] | None:
     """The installed ones among `names`, or None when dpkg-query is unavailable."""
     try:
@@ -71,25 +67,6 @@ def dpkg_installed(names: Iterable[str]) -> frozenset[str] | None:
         return None
     return frozenset(f[0] for f in (line.split() for line in proc.stdout.splitlines())
                      if len(f) == 2 and f[1] == "installed")
-
-
-def try_import(name: str) -> str | None:
-    """None when the module imports, else why not."""
-    try:
-        importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 -- a stale build raises ImportError, a broken one anything
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def effective_caps(proc_root: str | Path = PROC_ROOT) -> int:
-    try:
-        for line in (Path(proc_root) / "self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
 
 
 def _package_checks(installed: frozenset[str] | None) -> list[Check]:
@@ -104,20 +81,8 @@ def _package_checks(installed: frozenset[str] | None) -> list[Check]:
     return out
 
 
-def _headers_check(modules_root: str | Path, release: str) -> Check:
-    build = Path(modules_root) / release / "build"
-    if build.exists():
-        return Check("kernel headers", True, f"{build}, for bcc")
-    return Check("kernel headers", False, f"no {build}; bcc (afxdp backend) needs it",
-                 f"apt-get install -y linux-headers-{release}  (or `make setup`)")
-
-
-def _hugepage_checks(sysfs_root: str | Path, proc_root: str | Path) -> list[Check]:
-    free_file = Path(sysfs_root) / "kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
-    try:
-        free = int(free_file.read_text())
-    except (OSError, ValueError):
-        free = None
+def _hugepage_checks(host: Host, proc_root) -> list[Check]:
+    free = host.hugepages_free
     if free:
         pages = Check("hugepages 2 MiB", True, f"{free} free")
     else:
@@ -133,58 +98,42 @@ def _hugepage_checks(sysfs_root: str | Path, proc_root: str | Path) -> list[Chec
     return [pages, mount]
 
 
-def _privilege_checks(euid: int, caps: int) -> list[Check]:
-    grant = ("run as root, or grant it (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_BPF "
-             "CAP_PERFMON CAP_IPC_LOCK)")
-    who = "root" if euid == 0 else f"uid {euid}"
+def _capability_checks(host: Host) -> list[Check]:
+    who = "root" if host.euid == 0 else f"uid {host.euid}"
     out = []
-    if caps & (1 << CAP_NET_ADMIN):
-        out.append(Check("CAP_NET_ADMIN", True, f"effective ({who})"))
-    else:
-        out.append(Check("CAP_NET_ADMIN", False, f"not effective ({who}); XDP and ports need it", grant))
-    if caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)):
-        out.append(Check("CAP_BPF", True, f"effective ({who})"))
-    else:
-        out.append(Check("CAP_BPF", False, f"neither CAP_BPF nor CAP_SYS_ADMIN effective ({who}); "
-                                           "loading XDP needs one", grant))
+    for cap, (alternative, needed_by) in CAPABILITIES.items():
+        name = CAP_NAMES[cap]
+        missing = host.cap_missing(cap, f"needed by {needed_by}", alternative=alternative)
+        via = f" (through {CAP_NAMES[alternative]})" if alternative is not None and not host.has(cap) else ""
+        out.append(_from(name, missing, f"effective{via} ({who}), for {needed_by}"))
     return out
 
 
-def _memlock_check(soft: int, caps: int) -> Check:
-    shown = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft >> 10} KiB"
-    if soft == resource.RLIM_INFINITY or soft >= MEMLOCK_MIN:
-        return Check("RLIMIT_MEMLOCK", True, shown)
-    if caps & (1 << CAP_IPC_LOCK):
-        return Check("RLIMIT_MEMLOCK", True, f"{shown}, but CAP_IPC_LOCK lifts it")
-    return Check("RLIMIT_MEMLOCK", False, f"{shown}; UMEMs and mbuf pools need at least {MEMLOCK_MIN >> 20} MiB",
-                 "ulimit -l unlimited  (systemd: LimitMEMLOCK=infinity)")
+def _backend_checks(host: Host) -> list[Check]:
+    afxdp = host.afxdp_missing()
+    if afxdp:
+        first = afxdp[0]
+        more = f" (and {len(afxdp) - 1} more above)" if len(afxdp) > 1 else ""
+        check = Check("backend afxdp", False, f"not possible here: {first.what}{more}; `capture.backend: auto` "
+                                              f"takes sockets for kernel interfaces", first.fix)
+    else:
+        check = Check("backend afxdp", True, "possible here (auto takes it for kernel interfaces)")
+    return [check]
 
 
-def _module_checks(importer: Callable[[str], str | None]) -> list[Check]:
-    out = []
-    for name, why in MODULES.items():
-        problem = importer(name)
-        if problem is None:
-            out.append(Check(f"module {name}", True, f"imports, for {why}"))
-        else:
-            out.append(Check(f"module {name}", False, f"{problem}; needed by {why}",
-                             "make setup  (pip install -e . builds the cffi modules)"))
-    return out
-
-
-def run_checks(*, sysfs_root: str | Path = SYSFS_ROOT, proc_root: str | Path = PROC_ROOT,
-               modules_root: str | Path = MODULES_ROOT, kernel_release: str | None = None,
-               installed: Callable[[Iterable[str]], frozenset[str] | None] = dpkg_installed,
-               euid: int | None = None, memlock_soft: int | None = None,
-               importer: Callable[[str], str | None] = try_import) -> list[Check]:
+def run_checks(host: Host | None = None, *, proc_root=hmount.PROC_ROOT,
+               installed: Callable[[Iterable[str]], frozenset[str] | None] = dpkg_installed) -> list[Check]:
     """Every check, in a fixed order (one line each)."""
-    caps = effective_caps(proc_root)
+    host = host or probe.probe()
+    shown = "unlimited" if host.memlock == probe.RLIM_INFINITY else f"{host.memlock >> 10} KiB"
     return [
         *_package_checks(installed(list(PACKAGES))),
-        _headers_check(modules_root, kernel_release or os.uname().release),
-        *_hugepage_checks(sysfs_root, proc_root),
-        *_privilege_checks(os.geteuid() if euid is None else euid, caps),
-        _memlock_check(resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] if memlock_soft is None else memlock_soft,
-                       caps),
-        *_module_checks(importer),
+        _from("kernel headers", host.headers_missing(), f"{host.headers}, for bcc"),
+        _from("bcc", host.bcc_missing(), "imports"),
+        *_hugepage_checks(host, proc_root),
+        *_capability_checks(host),
+        _from("RLIMIT_MEMLOCK", host.memlock_missing("UMEMs and mbuf pools"),
+              shown + (", and CAP_IPC_LOCK lifts it" if host.has(probe.CAP_IPC_LOCK) else "")),
+        *(_from(f"module dpdk_shim.{m}", host.module_missing(m), "loads") for m in probe.SHIM_MODULES),
+        *_backend_checks(host),
     ]

@@ -15,9 +15,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.capture.select import DPDK_DRIVERS, PCI_ADDR
 from appliance.errors import ConfigError, EnvironmentProblem
 
+DPDK_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
+PCI_ADDR = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 SYSFS_ROOT = "/sys"
 PROC_ROOT = "/proc"
 PCI_CLASS_NETWORK = 0x02

@@ -35,8 +35,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from appliance.batch import record_batch
-from appliance.errors import ShimError, check
-from dpdk_shim import ffi, lib
+from appliance.errors import ShimError
+from dpdk_shim import check, ffi, lib
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +329,6 @@ class Ring:
         """Index of the next batch take()/next_batch() returns."""
         lib.lc_ring_cursor(self._ring(), self._u64)
         return self._u64[0]
-
-    def rewind(self) -> None:
-        """Read again from the committed tail (what a replacement worker does)."""
-        lib.lc_ring_rewind(self._ring())
 
     def wait(self, index: int | None = None, timeout: float | None = None) -> int:
         """Sleep until batch `index` (default: the read index) is published

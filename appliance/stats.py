@@ -1,11 +1,15 @@
 """Loss accounting: every packet counted where it was lost, side by side.
 
-The identities the summary checks (and tests assert):
+The identities the summary checks:
 
-    offered          = received + every NIC/kernel loss (imissed, ierrors, rx_nombuf,
-                       XDP redirect failures, socket/XSK kernel drops)
     received         = records + not_syslog          (per decoder)
     records          = delivered + ring_full + sink_failed + in_flight
+
+and the one tests assert, knowing how many packets they sent (the
+appliance cannot know what it was offered):
+
+    sent             = received + every NIC/kernel loss (imissed, ierrors, rx_nombuf,
+                       XDP redirect failures, socket/XSK kernel drops)
 
 `delivered` are records released from the rings after every sink took
 them; `duplicates_suppressed` are records a ring delivered twice across a

@@ -27,11 +27,12 @@ from pathlib import Path
 
 from appliance import topology
 from appliance.capture.base import NIC_LOSSES, LoopOptions
-from appliance.capture.select import PCI_ADDR, choose_backend
+from appliance.capture.select import choose_backend
 from appliance.config import Config
 from appliance.decoder import Decoder
 from appliance.errors import ConfigError, LogCasterError
 from appliance.paths import RUN_DIR
+from appliance.ports import PCI_ADDR
 from appliance.ring import Ring, default_dirs
 from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
 from appliance.worker import WorkerSpec, percentiles, worker_main

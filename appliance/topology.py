@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ConfigError
+from appliance.ports import PCI_ADDR
 
 SYSFS_ROOT = "/sys"
 HOUSEKEEPING_CPU = 0
 _NODE_NAME = re.compile(r"^node(\d+)$")
 _CPU_NAME = re.compile(r"^cpu(\d+)$")
-_PCI_ADDR = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 
 
 def parse_cpulist(text: str) -> tuple[int, ...]:
@@ -168,7 +168,7 @@ def _node_value(text: str | None, what: str) -> tuple[int, str | None]:
 def nic_locality(nic: str, sysfs_root: str | Path = SYSFS_ROOT) -> NicLocality:
     """The NUMA node of a NIC given by interface name or PCI address."""
     root = Path(sysfs_root)
-    if _PCI_ADDR.match(nic):
+    if PCI_ADDR.match(nic):
         pci = _full_pci(nic)
         device = root / "bus/pci/devices" / pci
         if not device.exists():
@@ -186,7 +186,7 @@ def nic_locality(nic: str, sysfs_root: str | Path = SYSFS_ROOT) -> NicLocality:
     stop = (root / "devices").resolve()
     pci = None
     while path != stop and stop in path.parents:
-        if pci is None and _PCI_ADDR.match(path.name):
+        if pci is None and PCI_ADDR.match(path.name):
             pci = path.name
         if (path / "numa_node").exists():
             node, note = _node_value(_read(path / "numa_node"), nic)

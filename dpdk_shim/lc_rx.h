@@ -6,7 +6,10 @@
  * tsc_hz says which (1e9 for nanoseconds), so busy fraction and cost per
  * packet come out the same way for every backend. */
 
-/* Per-queue counters, one writer (the queue's RX loop), cache-aligned. */
+/* Per-queue counters, one writer (the queue's RX loop). Padded to 128
+ * bytes (two cache lines); each queue's struct is an allocation of its own
+ * (ffi.new, 16-byte aligned, not cache-aligned), so two queues' counters
+ * share at most one line at the edges. */
 struct lc_rxq_stats {
     uint64_t packets;           /* packets taken off the queue (mbufs, XSK descriptors, datagrams) */
     uint64_t bytes;

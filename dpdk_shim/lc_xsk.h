@@ -12,7 +12,6 @@
  * strerror of the errno).
  */
 
-#define LC_XSK_ABI 1                 /* bump when anything in this header changes */
 #define LC_XSK_FRAME_SIZE 4096       /* UMEM chunk: one frame each (no multi-buffer) */
 #define LC_XSK_MAX_BURST 512
 
@@ -112,5 +111,3 @@ int lc_xsk_run(struct lc_xsk_rx_conf *conf);
  * sleeping loop notices within idle_sleep_ms). Before lc_xsk_run is fine:
  * it then returns at once. */
 int lc_xsk_stop(struct lc_xsk_rx_conf *conf);
-/* ABI of the compiled lc_xsk.h (Python compares it with the header). */
-int lc_xsk_abi(void);

@@ -10,10 +10,20 @@ per-CPU counters, detach it.
 Attaching goes through libbpf (bpf_xdp_attach, loaded with ctypes) so every
 failure carries its errno, and always with XDP_FLAGS_UPDATE_IF_NOEXIST: a
 program already on the interface is never replaced by accident. A program
-of ours (named PROG_NAME) left behind by a run that crashed is detached first
-(and said so in `replaced`); anyone else's program is left alone and the
-attach refused (XdpError, EBUSY). Attached programs get close() and a
-context manager, never the garbage collector.
+of ours left behind by a run that crashed is detached first (and said so in
+`replaced`); anyone else's program is left alone and the attach refused
+(XdpError, EBUSY). Attached programs get close() and a context manager,
+never the garbage collector.
+
+"Ours" does not need CAP_SYS_ADMIN: a service holding only the capabilities
+appliance/probe.py names cannot open a program by its id, so it cannot read
+the name of what is attached. It knows its own program's id from its own
+fd, and writes it into the interface's lock file; a program attached under
+a free lock (its holder died) whose id the lock file records is ours. With
+CAP_SYS_ADMIN the name (PROG_NAME) tells as well.
+
+Whether this process may load and attach XDP at all is appliance/probe.py's
+to say (check_privileges asks it).
 """
 
 from __future__ import annotations
@@ -24,21 +34,21 @@ import fcntl
 import ipaddress
 import logging
 import os
-import resource
 import socket
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.errors import LogCasterError
+from appliance import paths, probe
+from appliance.config import MAX_UDP_PORTS
+from appliance.errors import ENVIRONMENT, LogCasterError
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("xdp_syslog.c")
 PROG_NAME = "lc_xdp_syslog"          # the function in xdp_syslog.c; how we recognise our program
 COUNTERS = ("seen", "redirected", "passed", "redirect_failed", "denied", "frag_passed")
-MAX_PORTS = 16                       # capture.udp_ports holds at most 16 (config.py)
+MAX_PORTS = MAX_UDP_PORTS            # entries of the ports map: capture.udp_ports at most
 DENY_MAX = 1024                      # prefixes per address family
 MIN_XSKS = 64                        # XSKMAP entries at least (index = RX queue)
 MODES = ("auto", "native", "generic")
@@ -50,9 +60,6 @@ XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
 XDP_FLAGS_HW_MODE = 1 << 3
 _MODE_FLAGS = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE, "offload": XDP_FLAGS_HW_MODE}
-
-# linux/capability.h
-CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
 
 
 class XdpError(LogCasterError):
@@ -105,29 +112,37 @@ def libbpf() -> ctypes.CDLL:
 
 @dataclass(frozen=True)
 class Attached:
-    """An XDP program attached to an interface."""
+    """An XDP program attached to an interface. `name` is None when this
+    process may not look it up (no CAP_SYS_ADMIN), '' when it is gone."""
 
     prog_id: int
-    name: str
+    name: str | None
     mode: str                     # native | generic | offload
 
-    @property
-    def ours(self) -> bool:
-        return self.name == PROG_NAME
+    def shown(self) -> str:
+        return repr(self.name) if self.name else "?"
 
 
-def prog_name(prog_id: int) -> str:
-    """The name of a loaded BPF program ('' if it is gone)."""
-    lib = libbpf()
-    fd = lib.bpf_prog_get_fd_by_id(prog_id)
+def prog_info(fd: int) -> _ProgInfo:
+    """The head of bpf_prog_info of a program fd (our own needs no privilege)."""
+    info = _ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    rc = libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+    if rc < 0:
+        raise XdpError(f"reading the info of BPF program fd {fd}", errno=-rc)
+    return info
+
+
+def prog_name(prog_id: int) -> str | None:
+    """The name of a loaded BPF program: '' if it is gone, None if this
+    process may not open programs by id (that needs CAP_SYS_ADMIN)."""
+    fd = libbpf().bpf_prog_get_fd_by_id(prog_id)
     if fd < 0:
-        return ""
+        return None if -fd in (errno.EPERM, errno.EACCES) else ""
     try:
-        info = _ProgInfo()
-        size = ctypes.c_uint32(ctypes.sizeof(info))
-        if lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) < 0:
-            return ""
-        return info.name.decode(errors="replace")
+        return prog_info(fd).name.decode(errors="replace")
+    except XdpError:
+        return ""
     finally:
         os.close(fd)
 
@@ -146,20 +161,25 @@ def attached_programs(ifindex: int) -> list[Attached]:
     return out
 
 
-def detach(ifindex: int, prog: Attached) -> None:
-    """Detach `prog` if it is still the one attached (XDP_FLAGS_REPLACE with
-    its fd: a program attached meanwhile by someone else stays)."""
+def detach(ifindex: int, prog: Attached, fd: int | None = None) -> None:
+    """Detach `prog` if it is still the one attached: XDP_FLAGS_REPLACE with
+    its fd (ours, or opened by id), so a program attached meanwhile by
+    someone else stays. Without CAP_SYS_ADMIN a stale program of ours cannot
+    be opened by id: it is detached by mode right after its id was checked."""
     lib = libbpf()
-    fd = lib.bpf_prog_get_fd_by_id(prog.prog_id)
-    if fd < 0:
-        return                                  # gone already
+    own = fd is not None
+    if fd is None:
+        fd = lib.bpf_prog_get_fd_by_id(prog.prog_id)
+        if fd < 0 and -fd not in (errno.EPERM, errno.EACCES):
+            return                              # gone already
     try:
-        opts = _AttachOpts(ctypes.sizeof(_AttachOpts), fd, 0)
-        rc = lib.bpf_xdp_detach(ifindex, _MODE_FLAGS[prog.mode], ctypes.byref(opts))
+        opts = ctypes.byref(_AttachOpts(ctypes.sizeof(_AttachOpts), fd, 0)) if fd >= 0 else None
+        rc = lib.bpf_xdp_detach(ifindex, _MODE_FLAGS[prog.mode], opts)
         if rc < 0 and -rc not in (errno.ENODEV, errno.EEXIST):
-            raise XdpError(f"detaching XDP program {prog.name} (id {prog.prog_id}, {prog.mode})", errno=-rc)
+            raise XdpError(f"detaching XDP program {prog.shown()} (id {prog.prog_id}, {prog.mode})", errno=-rc)
     finally:
-        os.close(fd)
+        if fd >= 0 and not own:
+            os.close(fd)
 
 
 def test_run(prog_fd: int, frame: bytes) -> int:
@@ -175,48 +195,17 @@ def test_run(prog_fd: int, frame: bytes) -> int:
     return opts.retval
 
 
-# ---- privileges and limits -------------------------------------------------------
+# ---- privileges -------------------------------------------------------------------
 
-def effective_caps() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
-def check_privileges(what: str = "loading an XDP program") -> None:
-    """CAP_NET_ADMIN plus CAP_BPF (or CAP_SYS_ADMIN), else XdpError(EPERM)."""
-    caps = effective_caps()
-    missing = []
-    if not caps & (1 << CAP_NET_ADMIN):
-        missing.append("CAP_NET_ADMIN")
-    if not caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)):
-        missing.append("CAP_BPF (or CAP_SYS_ADMIN)")
+def check_privileges(what: str = "loading an XDP program", host: probe.Host | None = None) -> None:
+    """What XDP needs here (appliance/probe.py), else XdpError (EPERM when a
+    capability is missing), category ENVIRONMENT: the fix is the machine's."""
+    host = host or probe.probe()
+    missing = host.xdp_missing()
     if missing:
-        raise XdpError(f"{what} needs {' and '.join(missing)}: run as root or grant the capabilities "
-                       f"(systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_BPF CAP_PERFMON CAP_IPC_LOCK)",
-                       errno=errno.EPERM)
-
-
-def raise_memlock() -> str:
-    """RLIMIT_MEMLOCK up to unlimited (or the hard limit): UMEM pages are
-    locked, and kernels before 5.11 charge BPF maps to it too. Returns the
-    limit now in force, for messages."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    for want in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (hard, hard)):
-        try:
-            resource.setrlimit(resource.RLIMIT_MEMLOCK, want)
-            break
-        except (ValueError, OSError):
-            continue
-    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} KiB"
-
-
-def kernel_headers_present() -> bool:
-    release = os.uname().release
-    return (Path(f"/lib/modules/{release}/build").exists() or Path("/sys/kernel/kheaders.tar.xz").exists())
+        caps = any(m.what.startswith("CAP_") for m in missing)
+        raise XdpError(f"{what}: " + "; ".join(str(m) for m in missing),
+                       errno=errno.EPERM if caps else errno.ENOENT, category=ENVIRONMENT)
 
 
 def ifindex_of(ifname: str) -> int:
@@ -259,16 +248,9 @@ def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_q
     if len(ports) > MAX_PORTS or not all(1 <= p <= 65535 for p in ports):
         raise XdpError(f"UDP ports {ports}: 1 to {MAX_PORTS} ports from 1 to 65535", errno=errno.EINVAL)
     v4, v6 = _deny_networks(deny)
-    try:
-        from bcc import BPF
-    except ImportError as exc:
-        raise XdpError(f"bcc is not importable ({exc}): apt-get install python3-bpfcc "
-                       "(and create the venv with --system-site-packages) / run `make setup`") from None
     check_privileges()
-    raise_memlock()
-    if not kernel_headers_present():
-        raise XdpError(f"bcc needs the kernel headers of {os.uname().release}: apt-get install "
-                       f"linux-headers-{os.uname().release} / run `make setup`", errno=errno.ENOENT)
+    probe.raise_memlock()
+    from bcc import BPF
     cflags = [f"-DLC_MAX_QUEUES={max(MIN_XSKS, max_queues)}", f"-DLC_MAX_PORTS={MAX_PORTS}",
               f"-DLC_DENY_MAX={DENY_MAX}", "-Wno-unused-function"]
     try:
@@ -280,9 +262,10 @@ def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_q
         fn = bpf.load_func(PROG_NAME.encode(), BPF.XDP)
     except Exception as exc:
         text = str(exc)
-        code = errno.EPERM if ("Operation not permitted" in text or "Permission denied" in text) else None
+        refused = "Operation not permitted" in text or "Permission denied" in text
         bpf.cleanup()
-        raise XdpError(f"loading {PROG_NAME} into the kernel failed ({text})", errno=code) from None
+        raise XdpError(f"loading {PROG_NAME} into the kernel failed ({text})", errno=errno.EPERM if refused else None,
+                       category=ENVIRONMENT if refused else None) from None
     try:
         set_ports(bpf, ports)
         set_deny(bpf, v4, v6)
@@ -323,29 +306,36 @@ def read_counters(bpf, ports: list[int]) -> dict:
     return out
 
 
-LOCK_DIR = "/run/logcaster"
-
-
 class _InterfaceLock:
-    """flock on a file per (network namespace, interface) while a program of
-    ours is attached: a program named like ours whose lock is free was left
-    by a process that died; one whose lock is held belongs to a live LogCaster
-    (refused, EBUSY). The kernel drops the lock when its holder dies; the
-    holder removes the file when it is done."""
+    """flock on a file per (network namespace, interface) in RUN_DIR while a
+    program of ours is attached. A held lock belongs to a live LogCaster
+    (refused, EBUSY); a free one whose file survives was left by a process
+    that died, and the file says which program it had attached (`stale_id`:
+    the line after the PID). The kernel drops the lock when its holder dies;
+    the holder removes the file when it is done."""
 
     def __init__(self, ifname: str, ifindex: int):
         try:
             netns = os.stat("/proc/self/ns/net").st_ino
         except OSError:
             netns = 0
-        directory = LOCK_DIR if _writable_dir(LOCK_DIR) else tempfile.gettempdir()
-        self.path = os.path.join(directory, f"xdp-{netns}-{ifindex}.lock")
+        try:
+            paths.RUN_DIR.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise XdpError(f"cannot create the run directory {paths.RUN_DIR} for the interface lock "
+                           f"(set LOGCASTER_RUN_DIR to a writable directory)", errno=exc.errno,
+                           category=ENVIRONMENT) from None
+        self.path = str(paths.RUN_DIR / f"xdp-{netns}-{ifindex}.lock")
         while True:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise XdpError(f"interface {ifname}: cannot open the lock {self.path}", errno=exc.errno,
+                               category=ENVIRONMENT) from None
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+                holder = os.pread(self.fd, 32, 0).decode(errors="replace").split("\n")[0].strip() or "?"
                 os.close(self.fd)
                 raise XdpError(f"interface {ifname}: another LogCaster (pid {holder}) is capturing on it "
                                f"(lock {self.path})", errno=errno.EBUSY) from None
@@ -355,8 +345,14 @@ class _InterfaceLock:
             except FileNotFoundError:
                 pass
             os.close(self.fd)
+        left = os.pread(self.fd, 64, 0).decode(errors="replace").split("\n")
+        self.stale_id = int(left[1]) if len(left) > 1 and left[1].strip().isdigit() else 0
+        self.record(0)
+
+    def record(self, prog_id: int) -> None:
+        """PID, and the id of the program attached (0: none yet)."""
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n{prog_id}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -366,14 +362,6 @@ class _InterfaceLock:
                 pass
             os.close(self.fd)
             self.fd = -1
-
-
-def _writable_dir(path: str) -> bool:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK)
 
 
 class XdpProgram:
@@ -415,22 +403,27 @@ class XdpProgram:
 
     # -- attach / detach -----------------------------------------------------------
 
+    def _ours(self, prog: Attached) -> bool:
+        """Left by a run of ours that died: the lock file it left names its id,
+        or (when this process may read names) it has our program's name."""
+        return prog.prog_id == self._lock.stale_id or prog.name == PROG_NAME
+
     def _check_foreign(self) -> None:
         for prog in attached_programs(self.ifindex):
-            if not prog.ours:
+            if not self._ours(prog):
                 raise XdpError(
-                    f"interface {self.ifname} already has XDP program {prog.name or '?'!r} (id {prog.prog_id}, "
+                    f"interface {self.ifname} already has XDP program {prog.shown()} (id {prog.prog_id}, "
                     f"{prog.mode} mode) that is not LogCaster's; not stacking on it nor removing it: detach it "
                     f"yourself (ip link set dev {self.ifname} xdp off) or capture on another interface",
                     errno=errno.EBUSY)
 
     def _remove_stale(self) -> None:
-        """Ours by name, and no live LogCaster holds the interface's lock: a
-        crashed run left it. Detach it (the caller attaches the new one)."""
+        """Ours, and no live LogCaster holds the interface's lock: a crashed
+        run left it. Detach it (the caller attaches the new one)."""
         self._check_foreign()
         for prog in attached_programs(self.ifindex):
             log.warning("%s: detaching a stale %s (id %d, %s mode) left by an earlier run", self.ifname,
-                        prog.name, prog.prog_id, prog.mode)
+                        prog.name or PROG_NAME, prog.prog_id, prog.mode)
             detach(self.ifindex, prog)
             self.replaced = prog
 
@@ -462,9 +455,8 @@ class XdpProgram:
                 log.info("%s: %s; using generic (SKB) mode", self.ifname, self.fallback)
                 continue
             raise XdpError(f"attaching {PROG_NAME} to {self.ifname} in {mode} mode", errno=-rc)
-        for prog in attached_programs(self.ifindex):
-            if prog.ours and prog.mode == self.mode:
-                self.prog_id = prog.prog_id
+        self.prog_id = prog_info(self.fn.fd).id
+        self._lock.record(self.prog_id)
 
     def close(self) -> None:
         """Detach (only if our program is still the one attached), unload,
@@ -483,7 +475,7 @@ class XdpProgram:
                 if ifindex:
                     for prog in attached_programs(ifindex):
                         if prog.prog_id == self.prog_id:
-                            detach(ifindex, prog)
+                            detach(ifindex, prog, self.fn.fd)
         finally:
             self.bpf.cleanup()
             self.bpf = None
@@ -519,5 +511,5 @@ class XdpProgram:
         text = (f"XDP {PROG_NAME} (id {self.prog_id}) on {self.ifname}: {how}, UDP ports "
                 f"{', '.join(map(str, self.ports))} -> AF_XDP, {deny}")
         if self.replaced:
-            text += f"; replaced a stale {self.replaced.name} (id {self.replaced.prog_id})"
+            text += f"; replaced a stale {self.replaced.name or PROG_NAME} (id {self.replaced.prog_id})"
         return text

@@ -2,7 +2,7 @@
 stale files left by crashed runs. Every function takes the sysfs/proc root
 as a parameter so tests run against fake trees."""
 
-from hugepages.errors import HugepageError, ReservationError
+from hugepages.errors import HugepageError, HugepageUsageError, ReservationError
 from hugepages.mount import (HugetlbfsMount, default_mount_path, find_mount, find_mounts, mount_hugetlbfs,
                              parse_mounts, unmount_hugetlbfs)
 from hugepages.reserve import Reservation, ensure_total, release, reserve, set_total
@@ -11,7 +11,7 @@ from hugepages.sysfs import (PageCounts, format_size, hugepage_nodes, page_sizes
                              read_all_counts, read_global_counts, read_node_counts)
 
 __all__ = [
-    "HugepageError", "ReservationError",
+    "HugepageError", "HugepageUsageError", "ReservationError",
     "HugetlbfsMount", "default_mount_path", "find_mount", "find_mounts", "mount_hugetlbfs", "parse_mounts",
     "unmount_hugetlbfs",
     "Reservation", "ensure_total", "release", "reserve", "set_total",

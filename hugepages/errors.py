@@ -1,15 +1,26 @@
-"""Errors of the hugepages package. All derive from LogCasterError and carry
-errno where a system call failed, so the CLI prints one line."""
+"""Errors of the hugepages package, the only ones it raises. All derive from
+LogCasterError (a leaf module) and carry errno where a system call failed,
+so the CLI prints one line; their category picks the exit code."""
 
 from __future__ import annotations
 
 import errno as _errno
 
-from appliance.errors import LogCasterError
+from appliance.errors import CONFIG, ENVIRONMENT, LogCasterError
 
 
 class HugepageError(LogCasterError):
-    """A hugepage operation failed (sysfs write, mount, unlink, ...)."""
+    """A hugepage operation failed (sysfs write, mount, unlink, ...): the
+    machine refused it."""
+
+    category = ENVIRONMENT
+
+
+class HugepageUsageError(HugepageError):
+    """What was asked makes no sense here (a size, node, count or mount
+    point that does not fit this machine): nothing was changed."""
+
+    category = CONFIG
 
 
 class ReservationError(HugepageError):

@@ -13,15 +13,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.errors import ConfigError
+from appliance import paths
 from hugepages import sysfs
-from hugepages.errors import HugepageError
+from hugepages.errors import HugepageError, HugepageUsageError
 
 PROC_ROOT = "/proc"
 FSTYPE = "hugetlbfs"
 # A private mount per page size: DPDK's EAL deletes unlocked *map_* files in
 # every hugetlbfs folder it scans, so the appliance keeps its pages apart.
-DEFAULT_MOUNT_BASE = "/run/logcaster"
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 
@@ -35,7 +34,7 @@ class HugetlbfsMount:
 
 
 def default_mount_path(size_kb: int = sysfs.DEFAULT_SIZE_KB) -> Path:
-    return Path(DEFAULT_MOUNT_BASE) / f"hugepages-{sysfs.format_size(size_kb)}"
+    return paths.RUN_DIR / f"hugepages-{sysfs.format_size(size_kb)}"
 
 
 def _unescape(field: str) -> str:
@@ -138,11 +137,11 @@ def mount_hugetlbfs(path: str | Path | None = None, *, size_kb: int = sysfs.DEFA
     if mounted_here == FSTYPE:
         existing = find_mount(target, proc_root)
         if existing.pagesize_kb != size_kb:
-            raise ConfigError(f"{target} already has hugetlbfs with {sysfs.format_size(existing.pagesize_kb)} "
+            raise HugepageUsageError(f"{target} already has hugetlbfs with {sysfs.format_size(existing.pagesize_kb)} "
                               f"pages, not {sysfs.format_size(size_kb)}")
         return existing
     if mounted_here is not None:
-        raise ConfigError(f"{target} already has a {mounted_here} file system mounted on it")
+        raise HugepageUsageError(f"{target} already has a {mounted_here} file system mounted on it")
     options = [f"pagesize={sysfs.format_size(size_kb)}"]
     if mode is not None:
         options.append(f"mode={mode:o}")
@@ -169,7 +168,7 @@ def unmount_hugetlbfs(path: str | Path, *, proc_root: str | Path = PROC_ROOT) ->
     if fstype is None:
         return False
     if fstype != FSTYPE:
-        raise ConfigError(f"{target} has a {fstype} file system, not hugetlbfs: not unmounting it")
+        raise HugepageUsageError(f"{target} has a {fstype} file system, not hugetlbfs: not unmounting it")
     try:
         _sys_umount(target)
     except OSError as exc:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.errors import ConfigError
 from hugepages import sysfs
-from hugepages.errors import HugepageError, ReservationError
+from hugepages.errors import HugepageError, HugepageUsageError, ReservationError
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def set_total(total: int, *, node: int = 0, size_kb: int = sysfs.DEFAULT_SIZE_KB
     """Write `total` to the node's nr_hugepages and report what the kernel did
     (no judgement: callers decide whether a shortfall is an error)."""
     if total < 0:
-        raise ConfigError(f"hugepage count {total}: must be 0 or more")
+        raise HugepageUsageError(f"hugepage count {total}: must be 0 or more")
     base = sysfs.node_dir(node, size_kb, sysfs_root)
     before = sysfs.read_count(base / "nr_hugepages")
     return _write(base, node, size_kb, before, total)
@@ -73,7 +72,7 @@ def reserve(count: int, *, node: int = 0, size_kb: int = sysfs.DEFAULT_SIZE_KB, 
     (a retry after the memory settles then needs fewer).
     """
     if count <= 0:
-        raise ConfigError(f"hugepage count {count}: must be 1 or more")
+        raise HugepageUsageError(f"hugepage count {count}: must be 1 or more")
     base = sysfs.node_dir(node, size_kb, sysfs_root)
     before = sysfs.read_count(base / "nr_hugepages")
     return _grow(base, node, size_kb, before, before + count, strict)
@@ -84,7 +83,7 @@ def ensure_total(total: int, *, node: int = 0, size_kb: int = sysfs.DEFAULT_SIZE
     """Grow the node's pool to at least `total` pages (never shrinks it), so
     set-up scripts can run it on every boot."""
     if total < 0:
-        raise ConfigError(f"hugepage count {total}: must be 0 or more")
+        raise HugepageUsageError(f"hugepage count {total}: must be 0 or more")
     base = sysfs.node_dir(node, size_kb, sysfs_root)
     before = sysfs.read_count(base / "nr_hugepages")
     if before >= total:
@@ -104,9 +103,9 @@ def release(count: int | None = None, *, node: int = 0, size_kb: int = sysfs.DEF
     if count is None:
         target = 0
     elif count <= 0:
-        raise ConfigError(f"hugepage count {count}: must be 1 or more")
+        raise HugepageUsageError(f"hugepage count {count}: must be 1 or more")
     elif count > before:
-        raise ConfigError(f"node {node} has {before} {sysfs.format_size(size_kb)} pages; "
+        raise HugepageUsageError(f"node {node} has {before} {sysfs.format_size(size_kb)} pages; "
                           f"cannot release {count} (release all of them instead)")
     else:
         target = before - count

@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.errors import ConfigError
-from hugepages.errors import HugepageError
+from hugepages.errors import HugepageError, HugepageUsageError
 
 SYSFS_ROOT = "/sys"
 GLOBAL_DIR = "kernel/mm/hugepages"
@@ -32,7 +31,7 @@ def parse_size_kb(text: str) -> int:
     number is ambiguous between bytes, kB and pages."""
     match = _SIZE_TEXT.match(str(text))
     if not match:
-        raise ConfigError(f"hugepage size {text!r}: expected a number with a unit, like 2M or 1G")
+        raise HugepageUsageError(f"hugepage size {text!r}: expected a number with a unit, like 2M or 1G")
     return int(match.group(1)) * _UNIT_KB[match.group(2).lower()]
 
 
@@ -58,14 +57,6 @@ class PageCounts:
     free: int
     surplus: int
     reserved: int | None
-
-    @property
-    def in_use(self) -> int:
-        return self.total - self.free
-
-    @property
-    def total_bytes(self) -> int:
-        return self.total * self.size_kb * 1024
 
 
 def read_count(path: Path) -> int:
@@ -113,13 +104,13 @@ def hugepage_nodes(sysfs_root: str | Path = SYSFS_ROOT) -> tuple[int, ...]:
 
 
 def check_size(size_kb: int, sysfs_root: str | Path = SYSFS_ROOT) -> int:
-    """Raise ConfigError naming the supported sizes when `size_kb` is not one."""
+    """Raise HugepageUsageError naming the supported sizes when `size_kb` is not one."""
     sizes = page_sizes_kb(sysfs_root)
     if not sizes:
         raise HugepageError(f"no hugepage support: {Path(sysfs_root) / GLOBAL_DIR} is missing")
     if size_kb not in sizes:
         allowed = ", ".join(format_size(s) for s in sizes)
-        raise ConfigError(f"hugepage size {format_size(size_kb)} is not supported here (supported: {allowed})")
+        raise HugepageUsageError(f"hugepage size {format_size(size_kb)} is not supported here (supported: {allowed})")
     return size_kb
 
 
@@ -133,12 +124,12 @@ def node_dir(node: int, size_kb: int, sysfs_root: str | Path = SYSFS_ROOT) -> Pa
     check_size(size_kb, sysfs_root)
     if not numa_nodes(sysfs_root):
         if node != 0:
-            raise ConfigError(f"NUMA node {node}: this machine has no NUMA nodes (only node 0)")
+            raise HugepageUsageError(f"NUMA node {node}: this machine has no NUMA nodes (only node 0)")
         return global_dir(size_kb, sysfs_root)
     nodes = hugepage_nodes(sysfs_root)
     if node not in nodes:
         have = ", ".join(map(str, nodes)) or "none"
-        raise ConfigError(f"NUMA node {node} has no hugepage pool (nodes with one: {have})")
+        raise HugepageUsageError(f"NUMA node {node} has no hugepage pool (nodes with one: {have})")
     return Path(sysfs_root) / NODE_DIR / f"node{node}" / "hugepages" / f"hugepages-{size_kb}kB"
 
 

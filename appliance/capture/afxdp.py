@@ -22,47 +22,30 @@ import errno
 import logging
 import mmap
 import os
-import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
+import dpdk_shim
+from appliance import probe
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config
-from appliance.errors import LogCasterError
+from appliance.errors import ENVIRONMENT, LogCasterError
 from ebpf import loader
 from ebpf.loader import XdpError, XdpProgram
 
 log = logging.getLogger(__name__)
 
-_ERRLEN = 256
-_HEADER = Path(__file__).resolve().parents[2] / "dpdk_shim" / "lc_xsk.h"
 DEFAULT_UDP_PORTS = (514,)
 # RX ring entries when the port does not say: at ~400k packets/s on a veth in
 # copy mode, 1024 overflowed (rx_ring_full) while the worker core was busy;
 # 4096 did not (bench/e2e.py).
 DEFAULT_RX_RING = 4096
-ZEROCOPY = ("auto", "on", "off")
 XSK_STATS = ("rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full",
              "rx_fill_ring_empty_descs", "tx_ring_empty_descs")
 
 
 class AfXdpError(LogCasterError):
     """Setting up or running AF_XDP capture failed; the message says which step."""
-
-
-def _shim():
-    try:
-        from dpdk_shim import _xsk
-    except ImportError as exc:
-        raise AfXdpError(f"the AF_XDP shim is not built ({exc}): run `make setup` "
-                         "(needs libxdp-dev and libbpf-dev)") from None
-    import dpdk_shim
-    m = re.search(r"#define\s+LC_XSK_ABI\s+(\d+)", _HEADER.read_text())
-    if (m and _xsk.lib.lc_xsk_abi() != int(m.group(1))) or _xsk.lib.lc_abi_version() != dpdk_shim._expected_abi():
-        raise AfXdpError("dpdk_shim._xsk is a stale build (its ABI differs from the headers): rebuild with "
-                         "`make setup`")
-    return _xsk.ffi, _xsk.lib
 
 
 def _pow2(n: int) -> int:
@@ -82,13 +65,13 @@ class Umem:
                                                       "frame_size": frame_size, "hugepages": int(hugepages)})
         out = ffi.new("struct lc_xsk_umem **")
         info = ffi.new("struct lc_xsk_umem_info *")
-        err = ffi.new("char[]", _ERRLEN)
-        rc = lib.lc_xsk_umem_create(conf, out, info, err, _ERRLEN)
-        if rc < 0:
-            text = ffi.string(err).decode(errors="replace")
-            if -rc in (errno.ENOBUFS, errno.ENOMEM, errno.EPERM, errno.EAGAIN):
-                text += f"; RLIMIT_MEMLOCK is {loader.raise_memlock()} (raise it: LimitMEMLOCK=infinity)"
-            raise AfXdpError(text, errno=-rc)
+        err = dpdk_shim.errbuf(ffi)
+        rc = lib.lc_xsk_umem_create(conf, out, info, err, dpdk_shim.ERRLEN)
+        if rc < 0 and -rc in (errno.ENOBUFS, errno.ENOMEM, errno.EPERM, errno.EAGAIN):
+            dpdk_shim.check(rc, f"AF_XDP UMEM (RLIMIT_MEMLOCK is {probe.raise_memlock()}: raise it, "
+                                "systemd: LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)", err,
+                            error=AfXdpError, category=ENVIRONMENT)
+        dpdk_shim.check(rc, "AF_XDP UMEM", err, error=AfXdpError)
         self.c = out[0]
         self.bytes = info.bytes
         self.nframes = info.nframes
@@ -128,13 +111,13 @@ class XskSocket:
             "need_wakeup": int(need_wakeup), "xsks_map_fd": xsks_map_fd})
         out = ffi.new("struct lc_xsk_socket **")
         info = ffi.new("struct lc_xsk_socket_info *")
-        err = ffi.new("char[]", _ERRLEN)
-        rc = lib.lc_xsk_socket_create(umem.c, conf, out, info, err, _ERRLEN)
-        if rc < 0:
-            text = ffi.string(err).decode(errors="replace")
-            if -rc in (errno.EOPNOTSUPP, errno.EPROTONOSUPPORT) and zerocopy == "on":
-                text += " (the driver has no zero-copy AF_XDP: use zerocopy auto or off)"
-            raise AfXdpError(text, errno=-rc)
+        err = dpdk_shim.errbuf(ffi)
+        rc = lib.lc_xsk_socket_create(umem.c, conf, out, info, err, dpdk_shim.ERRLEN)
+        doing = f"AF_XDP socket on {ifname} queue {queue}"
+        if -rc in (errno.EOPNOTSUPP, errno.EPROTONOSUPPORT) and zerocopy == "on":
+            doing += " (the driver has no zero-copy AF_XDP: use afxdp.zerocopy auto or off)"
+        dpdk_shim.check(rc, doing, err, error=AfXdpError,
+                        category=ENVIRONMENT if -rc in (errno.EPERM, errno.EACCES) else None)
         self.c = out[0]
         self.fd = info.fd
         self.rx_size = info.rx_size
@@ -190,14 +173,11 @@ class XskRxLoop:
         self._keep = (ring, decoder, scratch)
         self._thread: threading.Thread | None = None
         self.rc = 0
-        self.pinned: str | None = None
 
     def _run(self) -> None:
         try:
             os.sched_setaffinity(0, {self.cpu})     # this thread only
-            self.pinned = f"cpu {self.cpu}"
         except OSError as exc:
-            self.pinned = f"not pinned ({exc.strerror})"
             log.warning("RX loop of queue %d: cannot pin to cpu %d: %s", self.index, self.cpu, exc.strerror)
         self.rc = self.lib.lc_xsk_run(self.conf)
 
@@ -221,11 +201,9 @@ class XskRxLoop:
         return self.rc
 
     def stats(self) -> dict:
-        return rxq_stats_dict(self.stats_c)
-
-    def xsk_counters(self) -> dict:
-        """Wakeup syscalls the kernel asked for, poll() sleeps while idle."""
-        return {"wakeups": self.conf.wakeups, "sleeps": self.conf.sleeps}
+        """The queue's counters, `wakeups` (syscalls the kernel asked for) and
+        `sleeps` (poll() sleeps while idle)."""
+        return {**rxq_stats_dict(self.stats_c), "wakeups": self.conf.wakeups, "sleeps": self.conf.sleeps}
 
 
 @dataclass
@@ -245,22 +223,9 @@ class AfXdpBackend:
 
     name = "afxdp"
 
-    def __init__(self, cfg: Config, *, xdp_mode: str = "auto", zerocopy: str = "auto", hugepages: bool = True,
-                 need_wakeup: bool = True, deny: tuple[str, ...] = (), idle_spin_us: int = 50,
-                 idle_sleep_ms: int = 10, frame_size: int = 4096):
-        if xdp_mode not in loader.MODES:
-            raise AfXdpError(f"XDP mode {xdp_mode!r}: one of {', '.join(loader.MODES)}", errno=errno.EINVAL)
-        if zerocopy not in ZEROCOPY:
-            raise AfXdpError(f"zerocopy {zerocopy!r}: one of {', '.join(ZEROCOPY)}", errno=errno.EINVAL)
+    def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.xdp_mode = xdp_mode
-        self.zerocopy = zerocopy
-        self.hugepages = hugepages
-        self.need_wakeup = need_wakeup
-        self.deny = tuple(deny)
-        self.idle_spin_us = idle_spin_us
-        self.idle_sleep_ms = idle_sleep_ms
-        self.frame_size = frame_size
+        self.opts = cfg.afxdp              # xdp_mode, zerocopy, hugepages, need_wakeup, deny, idle_*
         self.udp_ports = tuple(cfg.capture.udp_ports) or DEFAULT_UDP_PORTS
         self.programs: dict[str, XdpProgram] = {}
         self.queues: list[_Queue] = []
@@ -273,9 +238,12 @@ class AfXdpBackend:
     def start(self, plan) -> list[str]:
         """Load the program per interface, make a UMEM and socket per queue,
         attach. Returns "ifname qN" per RX queue, in plan order."""
-        self.ffi, self.lib = _shim()
-        loader.check_privileges("AF_XDP capture")
-        loader.raise_memlock()
+        missing = probe.probe().afxdp_missing()
+        if missing:
+            raise AfXdpError("AF_XDP capture: " + "; ".join(str(m) for m in missing), category=ENVIRONMENT)
+        shim = dpdk_shim.load("_xsk")
+        self.ffi, self.lib = shim.ffi, shim.lib
+        probe.raise_memlock()
         budget = plan.queues
         try:
             for port in self.cfg.capture.ports:
@@ -299,16 +267,16 @@ class AfXdpBackend:
             raise AfXdpError(f"interface {ifname} has {have} RX queue{'s' if have != 1 else ''}; the config asks "
                              f"for {nqueues} (ethtool -L {ifname} combined {nqueues}; a veth takes numrxqueues "
                              f"at creation)", errno=errno.EINVAL)
-        prog = XdpProgram(ifname, self.udp_ports, mode=self.xdp_mode, deny=self.deny, attach=False)
+        prog = XdpProgram(ifname, self.udp_ports, mode=self.opts.xdp_mode, deny=self.opts.deny, attach=False)
         self.programs[ifname] = prog
         rx_size = _pow2(rx_descriptors)
-        zerocopy = "off" if self.xdp_mode == "generic" else self.zerocopy
+        zerocopy = "off" if self.opts.xdp_mode == "generic" else self.opts.zerocopy
         for q in range(nqueues):
-            umem = Umem(self.ffi, self.lib, fill_size=2 * rx_size, frame_size=self.frame_size,
-                        hugepages=self.hugepages)
+            umem = Umem(self.ffi, self.lib, fill_size=2 * rx_size, frame_size=self.lib.LC_XSK_FRAME_SIZE,
+                        hugepages=self.opts.hugepages)
             try:
                 sock = XskSocket(umem, ifname, q, rx_size=rx_size, zerocopy=zerocopy,
-                                 need_wakeup=self.need_wakeup, xsks_map_fd=prog.xsks_map_fd)
+                                 need_wakeup=self.opts.need_wakeup, xsks_map_fd=prog.xsks_map_fd)
             except BaseException:
                 umem.close()
                 raise
@@ -328,7 +296,7 @@ class AfXdpBackend:
         if not 0 <= index < len(self.queues):
             raise AfXdpError(f"no RX queue {index} (started {len(self.queues)})", errno=errno.EINVAL)
         loop = XskRxLoop(self.queues[index].sock, index, ring, decoder, cpu, options,
-                         idle_spin_us=self.idle_spin_us, idle_sleep_ms=self.idle_sleep_ms)
+                         idle_spin_us=self.opts.idle_spin_us, idle_sleep_ms=self.opts.idle_sleep_ms)
         self.loops.append(loop)
         return loop
 

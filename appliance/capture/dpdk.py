@@ -18,28 +18,12 @@ from appliance.batch import Batch
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config, PortConfig
 from appliance.errors import ConfigError, LogCasterError, ShimError
+import dpdk_shim
 
 log = logging.getLogger(__name__)
 
-_ERRLEN = 256
 DEFAULT_RX_DESCRIPTORS = 1024
 PCAP_IDLE_STOP_MS = 2000        # pcap replay: end when the file went quiet this long
-# Idle cost (dpdk_shim/lc_dpdk.h): a queue dry this long is polled between
-# naps of at most IDLE_SLEEP_US (the RX descriptors hold what arrives in one).
-DEFAULT_IDLE_SPIN_US = 50       # as AF_XDP's afxdp.idle_spin_us
-DEFAULT_IDLE_SLEEP_US = 100
-
-
-def _shim():
-    try:
-        from dpdk_shim import _dpdk
-    except ImportError as exc:  # built without DPDK, or a stale build
-        raise LogCasterError(f"the DPDK shim is not built ({exc}): run `make setup`") from None
-    import dpdk_shim
-    if _dpdk.lib.lc_abi_version() != dpdk_shim._expected_abi():
-        raise LogCasterError("dpdk_shim._dpdk is a stale build (its ABI differs from the headers): rebuild with "
-                             "`make setup`")
-    return _dpdk.ffi, _dpdk.lib
 
 
 class DpdkError(ShimError):
@@ -83,14 +67,14 @@ class Eal:
     def __init__(self, args: list[str]):
         if Eal._initialised:
             raise DpdkError("the DPDK EAL is already initialised in this process")
-        self.ffi, self.lib = _shim()
+        shim = dpdk_shim.load("_dpdk")
+        self.ffi, self.lib = shim.ffi, shim.lib
         self.args = args
         self._argv_keep = [self.ffi.new("char[]", a.encode()) for a in args]
         argv = self.ffi.new("char *[]", self._argv_keep)
-        err = self.ffi.new("char[]", _ERRLEN)
-        rc = self.lib.lc_eal_init(len(args), argv, err, _ERRLEN)
-        if rc < 0:
-            raise DpdkError(f"EAL init failed: {self.ffi.string(err).decode()} (args: {' '.join(args)})", errno=-rc)
+        err = dpdk_shim.errbuf()
+        dpdk_shim.check(self.lib.lc_eal_init(len(args), argv, err, dpdk_shim.ERRLEN),
+                        f"EAL init failed (args: {' '.join(args)})", err, error=DpdkError)
         Eal._initialised = True
 
     def close(self) -> None:
@@ -137,10 +121,9 @@ class Port:
             "promiscuous": int(cfg.promiscuous), "rss": 1,
         })
         info = self.ffi.new("struct lc_port_info *")
-        err = self.ffi.new("char[]", _ERRLEN)
-        rc = self.lib.lc_port_start(conf, info, err, _ERRLEN)
-        if rc < 0:
-            raise DpdkError(f"port {cfg.name}: {self.ffi.string(err).decode()}", errno=-rc)
+        err = dpdk_shim.errbuf()
+        dpdk_shim.check(self.lib.lc_port_start(conf, info, err, dpdk_shim.ERRLEN), f"port {cfg.name}", err,
+                        error=DpdkError)
         self.port_id = port_id
         self.cfg = cfg
         self.info = PortInfo(port_id, self.ffi.string(info.name).decode(), self.ffi.string(info.driver).decode(),
@@ -188,7 +171,7 @@ class RxQueue:
     """The C RX loop of one queue on its lcore, feeding one ring."""
 
     def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, options: LoopOptions, *,
-                 idle_spin_us: int = DEFAULT_IDLE_SPIN_US, idle_sleep_us: int = DEFAULT_IDLE_SLEEP_US):
+                 idle_spin_us: int, idle_sleep_us: int):
         ffi, lib = eal.ffi, eal.lib
         self.lib, self.lcore, self.queue_id, self.port = lib, lcore, queue_id, port
         self.stats_c = ffi.new("struct lc_rxq_stats *")
@@ -248,11 +231,10 @@ class DpdkBackend:
 
     name = "dpdk"
 
-    def __init__(self, cfg: Config, *, idle_spin_us: int = DEFAULT_IDLE_SPIN_US,
-                 idle_sleep_us: int = DEFAULT_IDLE_SLEEP_US):
+    def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.idle_spin_us = idle_spin_us
-        self.idle_sleep_us = idle_sleep_us       # 0: busy-poll even when idle
+        self.idle_spin_us = cfg.dpdk.idle_spin_us
+        self.idle_sleep_us = cfg.dpdk.idle_sleep_us     # 0: busy-poll even when idle
         self.eal: Eal | None = None
         self.ports: list[Port] = []
         self._queues: list[tuple[Port, int, int]] = []   # (port, queue id, stop_after)

@@ -39,15 +39,13 @@ from appliance.batch import Batch
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import CaptureConfig, Config
 from appliance.errors import ConfigError, LogCasterError
-from dpdk_shim import ffi, lib
+from dpdk_shim import ERRLEN, errbuf, ffi, lib
 
 log = logging.getLogger(__name__)
 
 SYSLOG_PORT = 514
-DEFAULT_RCVBUF = 8 << 20          # bytes asked per socket (the kernel reports twice that)
 MSG_SIZE = lib.LC_SOCK_MAX_MSG    # receive buffer per datagram: no datagram truncated
 STOP_TIMEOUT_S = 5.0              # loops look at their stop flag every ~10 ms
-_ERRLEN = 256
 
 
 class SocketError(LogCasterError):
@@ -241,22 +239,21 @@ class SocketLoop:
 class SocketBackend:
     """UDP sockets read by C recvmmsg loops (see the module docstring).
 
-    SocketBackend(cfg) is what the supervisor makes; the keywords are for
-    tests and tuning: rcvbuf (bytes per socket, SO_RCVBUFFORCE as root, else
-    capped by net.core.rmem_max), timestamps (rx_time from the kernel's
-    SO_TIMESTAMPNS, else the clock when recvmmsg returned), msg_size (receive
-    buffer per datagram; smaller ones truncate, flagged TRUNCATED), port
-    (overrides capture.udp_ports; 0 = any free port)."""
+    Built from the config alone: socket.rcvbuf (bytes per socket,
+    SO_RCVBUFFORCE with CAP_NET_ADMIN, else capped by net.core.rmem_max),
+    socket.timestamps (rx_time from the kernel's SO_TIMESTAMPNS, else the
+    clock when recvmmsg returned). The keywords are for tests: msg_size
+    (receive buffer per datagram; smaller ones truncate, flagged TRUNCATED),
+    port (overrides capture.udp_ports; 0 = any free port), sysfs."""
 
     name = "socket"
 
-    def __init__(self, cfg: Config, *, rcvbuf: int = DEFAULT_RCVBUF, timestamps: bool = True,
-                 msg_size: int = MSG_SIZE, port: int | None = None, sysfs: str = "/sys"):
+    def __init__(self, cfg: Config, *, msg_size: int = MSG_SIZE, port: int | None = None, sysfs: str = "/sys"):
         if not 1 <= msg_size <= lib.LC_SOCK_MAX_MSG:
             raise ValueError(f"msg_size {msg_size}: 1 to {lib.LC_SOCK_MAX_MSG}")
         self.cfg = cfg
         self.listen = listen_points(cfg.capture, port=port, sysfs=sysfs)
-        self.rcvbuf, self.timestamps, self.msg_size = rcvbuf, timestamps, msg_size
+        self.rcvbuf, self.timestamps, self.msg_size = cfg.socket.rcvbuf, cfg.socket.timestamps, msg_size
         self.sockets: list[_Socket] = []
 
     # -- start ----------------------------------------------------------------
@@ -303,8 +300,8 @@ class SocketBackend:
             "rcvbuf": self.rcvbuf,
         })
         info = ffi.new("struct lc_sock_info *")
-        err = ffi.new("char[]", _ERRLEN)
-        fd = lib.lc_sock_open(conf, info, err, _ERRLEN)
+        err = errbuf()
+        fd = lib.lc_sock_open(conf, info, err, ERRLEN)
         if fd < 0:
             raise self._bind_error(-fd, lp, port, ffi.string(err).decode(errors="replace"))
         return _Socket(lp, fd, info.port, info.rcvbuf, bool(info.rcvbuf_forced))

@@ -1,7 +1,8 @@
 """`logcaster`: the one console script. Subcommands live one per module.
 
 Only this entry point maps exceptions to exit codes and messages, so a user
-error prints one line, never a traceback.
+error prints one line, never a traceback; the code follows the error's
+category (why it failed), not the module that raised it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import click
 
 from appliance.cli import exitcodes
-from appliance.errors import ConfigError, EnvironmentProblem, InputError, LogCasterError
+from appliance.errors import CONFIG, LogCasterError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,18 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exitcodes.USAGE
-    except ConfigError as exc:
-        click.echo(f"logcaster: config: {exc}", err=True)
-        return exitcodes.USAGE
-    except InputError as exc:
-        click.echo(f"logcaster: {exc}", err=True)
-        return exitcodes.INPUT
-    except EnvironmentProblem as exc:
-        click.echo(f"logcaster: {exc}", err=True)
-        return exitcodes.ENVIRONMENT
     except LogCasterError as exc:
-        click.echo(f"logcaster: {exc}", err=True)
-        return exitcodes.FAILURE
+        what = "config: " if exc.category == CONFIG else ""
+        click.echo(f"logcaster: {what}{exc}", err=True)
+        return exitcodes.for_error(exc)
     except KeyboardInterrupt:
         click.echo("logcaster: interrupted", err=True)
         return exitcodes.INTERRUPTED

@@ -12,7 +12,6 @@ import json
 import click
 
 from appliance import ports as pt
-from appliance.capture.select import DPDK_DRIVERS
 
 _ROOTS = "ports.roots"
 
@@ -52,7 +51,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     if not found:
         click.echo("no network PCI devices")
-    missing = [d for d in DPDK_DRIVERS if d not in loaded]
+    missing = [d for d in pt.DPDK_DRIVERS if d not in loaded]
     click.echo(f"DPDK drivers loaded: {', '.join(loaded) or 'none'}"
                + (f" (not loaded: {', '.join(missing)}; e.g. `modprobe vfio-pci`)" if not loaded else ""))
 

@@ -73,8 +73,6 @@ struct lc_xsk_socket {
     int running;                        /* a loop runs on this socket (atomic) */
 };
 
-int lc_xsk_abi(void) { return LC_XSK_ABI; }
-
 static int lc_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 static uint64_t lc_hugepage_size(void)

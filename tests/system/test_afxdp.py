@@ -68,12 +68,12 @@ spec = json.loads(sys.argv[1])
 q = spec["queues"]
 cfg = from_dict({"capture": {"backend": "afxdp", "udp_ports": [514], "burst": 64, "batch_size": 256,
                              "ports": [{"name": spec["ifname"], "queues": q, "rx_descriptors": 1024}]},
-                 "sinks": [{"type": "null"}]})
+                 "sinks": [{"type": "null"}], "afxdp": spec.get("afxdp", {})})
 cpus = sorted(os.sched_getaffinity(0))
 plan = SimpleNamespace(rx_cores=tuple(cpus[i % len(cpus)] for i in range(q)),
                        worker_cores=tuple(cpus[-1] for _ in range(q)), queues=q)
 opts = LoopOptions(burst=64, batch_max_delay_us=200, batch_size=256, batch_avg_payload=256)
-backend = AfXdpBackend(cfg, **spec.get("backend", {}))
+backend = AfXdpBackend(cfg)
 
 kernel_udp = []
 ksock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -136,7 +136,7 @@ try:
         t.join(10)
     time.sleep(0.3)         # the kernel socket reads what is in flight
     result = {"labels": labels, "rcs": rcs, "running": [loop.running for loop, _ in loops],
-              "rx": [loop.stats() for loop, _ in loops], "xsk": [loop.xsk_counters() for loop, _ in loops],
+              "rx": [loop.stats() for loop, _ in loops],
               "decoder": [d.counters() for _, d in loops], "ring": [r.stats() for r in rings],
               "nic": backend.nic_stats(), "records": records, "kernel_udp": kernel_udp}
 finally:
@@ -253,8 +253,8 @@ def veth_link(queues: int = 1):
 class Driver:
     """DRIVER in the capture namespace; always killed at the end."""
 
-    def __init__(self, link: Link, queues: int, **backend):
-        spec = {"ifname": link.capture_if, "queues": queues, "backend": backend}
+    def __init__(self, link: Link, queues: int, **afxdp):
+        spec = {"ifname": link.capture_if, "queues": queues, "afxdp": afxdp}
         self.proc = subprocess.Popen(["ip", "netns", "exec", link.capture_ns, sys.executable, "-c", DRIVER,
                                       json.dumps(spec)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 import hugepages as hp
 from appliance.cli.hugepages_cmd import hugepages as hugepages_cli
-from appliance.errors import ConfigError
 
 SIZE_KB = 2048
 PAGE = SIZE_KB * 1024
@@ -122,7 +121,7 @@ def test_private_mount_is_idempotent_and_listed(private_mount):
     assert private_mount.pagesize_kb == SIZE_KB and os.statvfs(private_mount.path).f_bsize == PAGE
     assert hp.mount_hugetlbfs(private_mount.path, size_kb=SIZE_KB) == private_mount
     if 1048576 in hp.page_sizes_kb():
-        with pytest.raises(ConfigError, match="already has hugetlbfs with 2M pages"):
+        with pytest.raises(hp.HugepageUsageError, match="already has hugetlbfs with 2M pages"):
             hp.mount_hugetlbfs(private_mount.path, size_kb=1048576)
 
 

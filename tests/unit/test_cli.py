@@ -115,3 +115,34 @@ def test_decode_reports_a_bad_input_before_creating_the_output(tmp_path):
     out = tmp_path / "out.jsonl"
     proc = logcaster("decode", str(tmp_path / "missing.pcap"), "-o", str(out))
     assert proc.returncode == 3 and not out.exists()
+
+
+def _raiser(exc):
+    def run():
+        raise exc
+    return run
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda: __import__("dpdk_shim").ShimUnavailable("dpdk_shim._xsk is not built"), 4),
+    (lambda: __import__("ebpf.loader", fromlist=["XdpError"]).XdpError(
+        "loading lc_xdp_syslog into the kernel failed", errno=1, category="environment"), 4),
+    (lambda: __import__("ebpf.loader", fromlist=["XdpError"]).XdpError("the verifier said no"), 1),
+    (lambda: __import__("hugepages").HugepageUsageError("hugepage size 3X"), 2),
+    (lambda: __import__("hugepages").HugepageError("writing nr_hugepages", errno=13), 4),
+    (lambda: __import__("appliance.errors", fromlist=["InputError"]).InputError("x.pcap: no such file"), 3),
+    (lambda: __import__("appliance.errors", fromlist=["ConfigError"]).ConfigError("capture.ports: missing"), 2),
+    (lambda: __import__("appliance.errors", fromlist=["ShimError"]).ShimError("reading ring", errno=5), 1),
+])
+def test_exit_code_follows_the_cause_not_the_module(monkeypatch, capsys, make, code):
+    """The CLI maps an error's category, and only that, to the exit code:
+    one line on stderr, no traceback."""
+    import click
+
+    from appliance.cli import main as cli_main
+
+    exc = make()
+    monkeypatch.setattr(cli_main, "cli", click.Command("cli", callback=_raiser(exc)))
+    assert cli_main.main([]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(exc) in err and "Traceback" not in err

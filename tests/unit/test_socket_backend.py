@@ -27,8 +27,8 @@ from types import SimpleNamespace
 import pytest
 
 from appliance.capture.base import LoopOptions
-from appliance.capture.sockets import SocketBackend, SocketError, udp_listeners
-from appliance.config import CaptureConfig, Config, PortConfig
+from appliance.capture.sockets import MSG_SIZE, SocketBackend, SocketError, udp_listeners
+from appliance.config import CaptureConfig, Config, PortConfig, SocketConfig, from_dict
 from appliance.decoder import Decoder
 from appliance.errors import ConfigError
 from appliance.ring import Ring
@@ -40,9 +40,10 @@ CPUS = sorted(os.sched_getaffinity(0))
 DEADLINE_S = 30.0
 
 
-def config(name: str = "::", queues: int = 1, udp_ports: tuple[int, ...] = ()) -> Config:
+def config(name: str = "::", queues: int = 1, udp_ports: tuple[int, ...] = (), **socket_opts) -> Config:
+    """A socket-backend config; socket_opts are the config's socket.* keys (rcvbuf, timestamps)."""
     return Config(capture=CaptureConfig(backend="socket", ports=(PortConfig(name=name, queues=queues),),
-                                        udp_ports=udp_ports), sinks=())
+                                        udp_ports=udp_ports), sinks=(), socket=SocketConfig(**socket_opts))
 
 
 def plan(queues: int) -> SimpleNamespace:
@@ -111,8 +112,8 @@ class Capture:
 
 @contextmanager
 def socket_capture(queues: int = 1, *, name: str = "::", burst: int = 64, batch_size: int = 1024,
-                   ring_bytes: int = 64 << 20, delay_us: int = 20_000, **backend_kw):
-    backend = SocketBackend(config(name, queues), port=0, **backend_kw)
+                   ring_bytes: int = 64 << 20, delay_us: int = 20_000, msg_size: int = MSG_SIZE, **socket_opts):
+    backend = SocketBackend(config(name, queues, **socket_opts), port=0, msg_size=msg_size)
     paths: list[str] = []
     cap = None
     try:
@@ -357,7 +358,7 @@ def test_idle_loop_sleeps_and_stops_promptly():
 
 
 def test_labels_describe_and_close():
-    backend = SocketBackend(config("127.0.0.1", queues=3), port=0, rcvbuf=1 << 20)
+    backend = SocketBackend(config("127.0.0.1", queues=3, rcvbuf=1 << 20), port=0)
     try:
         labels = backend.start(plan(3))
         port = backend.sockets[0].port
@@ -370,6 +371,22 @@ def test_labels_describe_and_close():
         backend.close()
     assert all(s.fd == -1 for s in backend.sockets)
     assert all(str(a) != "127.0.0.1" for a in udp_listeners(port))
+
+
+def test_the_backend_is_built_from_the_config_alone():
+    """socket.rcvbuf and socket.timestamps are what the sockets get (the
+    backend has no defaults of its own to drift from the config's)."""
+    cfg = from_dict({"capture": {"backend": "socket", "ports": ["127.0.0.1"]}, "sinks": ["null"],
+                     "socket": {"rcvbuf": "2MiB", "timestamps": False}})
+    backend = SocketBackend(cfg, port=0)
+    assert (backend.rcvbuf, backend.timestamps) == (2 << 20, False)
+    try:
+        backend.start(plan(1))
+        assert "asked 2.0 MiB" in "\n".join(backend.describe())
+    finally:
+        backend.close()
+    default = SocketBackend(from_dict({"capture": {"backend": "socket", "ports": ["127.0.0.1"]}, "sinks": ["null"]}))
+    assert (default.rcvbuf, default.timestamps) == (SocketConfig().rcvbuf, True) == (32 << 20, True)
 
 
 def test_plan_with_fewer_cores_than_queues():
