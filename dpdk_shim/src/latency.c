@@ -32,8 +32,10 @@ int64_t lc_latency_add_many(struct lc_batch_hdr **b, uint32_t n, int64_t now_ns,
 
 int64_t lc_latency_bucket_floor(uint32_t i)
 {
-    if (i == 0)
-        return 0;
-    uint32_t lg = i / 8 + 2, sub = i % 8;
-    return (int64_t)((8u + sub) << (lg - 3));
+    if (i < 8)                          /* bucket 0 holds 0..7 ns; 1..7 are never used */
+        return i == 0 ? 0 : 8;
+    uint32_t shift = i / 8 - 1, sub = i % 8;
+    if (shift > 59)                     /* beyond what an int64 of ns can hold */
+        return INT64_MAX;
+    return (int64_t)((UINT64_C(8) + sub) << shift);
 }
