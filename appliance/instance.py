@@ -106,7 +106,7 @@ class InstanceLock:
     def _take(self, path: Path, what: str, open_error: type) -> None:
         for _ in range(_RETRIES):
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
             except OSError as exc:
                 raise open_error(f"{what}: cannot open the lock file {path}", errno=exc.errno) from None
             try:

@@ -1,9 +1,15 @@
-"""Where a running appliance keeps its run-time files: one home for the path.
+"""Where a running appliance keeps its files: one home for each path and name.
 
 RUN_DIR holds, per `dpdk.file_prefix`, the instance lock (`<prefix>.lock`,
-appliance/instance.py) and the live counters (`<prefix>.stats.json`, read by
-`logcaster stats`). systemd creates it (`RuntimeDirectory=logcaster`); the
+appliance/instance.py), the live counters (`<prefix>.stats.json`, read by
+`logcaster stats`) and the XDP interface locks (ebpf/loader.py). systemd
+creates it (`RuntimeDirectory=logcaster`, owned by the service user); the
 environment variable LOGCASTER_RUN_DIR moves it (tests, unprivileged runs).
+
+Rings live in a directory of their own user inside a hugetlbfs mount or
+/dev/shm (appliance/ring.py), named RING_HOME_PREFIX + uid; their files are
+RING_FILE_PREFIX + file prefix + queue label (hugepages/stale.py finds them
+by these names).
 """
 
 from __future__ import annotations
@@ -12,3 +18,14 @@ import os
 from pathlib import Path
 
 RUN_DIR = Path(os.environ.get("LOGCASTER_RUN_DIR", "/run/logcaster"))
+# What the appliance creates (Parquet files, JSON lines, stats, locks) is
+# 0640 / directories 0750: its own user and group read the captured logs,
+# nobody else does (rings are 0600 in a 0700 directory: ring.c, ring.py).
+UMASK = 0o027
+SHM_DIR = "/dev/shm"
+RING_HOME_PREFIX = "logcaster-"
+RING_FILE_PREFIX = "logcaster-ring-"
+
+
+def ring_home_name(uid: int) -> str:
+    return f"{RING_HOME_PREFIX}{uid}"

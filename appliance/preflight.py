@@ -71,7 +71,7 @@ def check_output_file(path: Path, key: str) -> None:
     """The file `path` can be written later: its directory exists and takes a
     new file, or the file exists and opens for writing (left untouched)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
     except FileExistsError:
         if path.is_dir():
             raise ConfigError(f"{key}: {path} is a directory", errno=errno.EISDIR) from None

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,10 @@ def recover_rings(dirs: list[str], prefix: str, sinks, mp, echo=print) -> Recove
     rec = Recovered()
     for d in dirs:
         for path in sorted(Path(d).glob(prefix + "*")):
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                echo(f"ignoring {path}: not a ring file of this user (left alone)")
+                continue
             try:
                 ring = Ring.attach(path, consumer=False)
             except ShimError as exc:

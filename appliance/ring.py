@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import sys
 import time
 import weakref
@@ -34,9 +35,11 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from appliance import paths
 from appliance.batch import record_batch
-from appliance.errors import ShimError
+from appliance.errors import EnvironmentProblem, ShimError
 from dpdk_shim import check, ffi, lib
+from hugepages.mount import find_mounts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,6 @@ DRAINED = lib.LC_RING_DRAINED
 
 # Ring file names avoid "map_": DPDK's EAL deletes unlocked *map_* files in
 # every hugetlbfs directory it scans (DESIGN.md, machine rules).
-SHM_DIR = "/dev/shm"
 _MAX_WAIT_MS = 2**31 - 1
 
 _ATTACH_ERRORS = {
@@ -67,6 +69,10 @@ _TAKE_MAX = 1 << 16             # batches one take() returns at most
 _STREAM_BYTES = 5 * 8           # struct ArrowArrayStream: five pointers
 
 
+class RingDirError(EnvironmentProblem):
+    """No private directory for the rings here (see private_dir)."""
+
+
 def _raise(rc: int, doing: str, reasons: dict[int, str]) -> None:
     reason = reasons.get(-rc)
     raise ShimError(f"{doing}: {reason}" if reason else doing, errno=-rc)
@@ -83,20 +89,47 @@ def batch_max(capacity: int, avg_payload: int) -> int:
     return check(lib.lc_ring_batch_max(capacity, avg_payload), "sizing a batch")
 
 
-def hugetlbfs_mounts(mounts: str = "/proc/mounts") -> list[str]:
-    """Mount points of hugetlbfs file systems, in /proc/mounts order."""
+def private_dir(base: str | os.PathLike) -> str:
+    """`base`/logcaster-<euid>: the directory this user's rings live in,
+    created mode 0700. An existing one is used only if it is a directory
+    (not a symlink), owned by this user and closed to everyone else: in a
+    shared /dev/shm another user could otherwise plant files or directories
+    under a ring's name (refusing the start) or read a ring. RingDirError
+    says what is wrong with it."""
+    path = os.path.join(os.fspath(base), paths.ring_home_name(os.geteuid()))
     try:
-        with open(mounts) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    return [fields[1] for fields in (line.split() for line in lines)
-            if len(fields) > 2 and fields[2] == "hugetlbfs"]
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RingDirError(f"cannot create the ring directory {path}", errno=exc.errno) from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RingDirError(f"{path} is not a directory (someone else's file?): remove it", errno=errno.ENOTDIR)
+    if st.st_uid != os.geteuid():
+        raise RingDirError(f"the ring directory {path} belongs to uid {st.st_uid}, not to this user "
+                           f"(uid {os.geteuid()}): remove it", errno=errno.EPERM)
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)           # ours: make it private again
+    return path
 
 
-def default_dirs() -> list[str]:
-    """Where rings may live, best first: writable hugetlbfs mounts, then /dev/shm."""
-    return [d for d in hugetlbfs_mounts() if os.access(d, os.W_OK)] + [SHM_DIR]
+def ring_dirs(base: str | None = None) -> list[str]:
+    """Where this user's rings may live, best first: the private directory
+    in `base` (ring.dir), or in each writable hugetlbfs mount, then in
+    /dev/shm. A base where the private directory cannot be had is skipped
+    with a warning; none at all is an error naming each reason."""
+    bases = [base] if base else [m.path for m in find_mounts() if os.access(m.path, os.W_OK)] + [paths.SHM_DIR]
+    out, problems = [], []
+    for b in bases:
+        try:
+            out.append(private_dir(b))
+        except RingDirError as exc:
+            problems.append(str(exc))
+            log.warning("rings: not in %s: %s", b, exc)
+    if not out:
+        raise RingDirError("no directory for the rings: " + "; ".join(problems))
+    return out
 
 
 class _Mapping:
@@ -200,11 +233,12 @@ class Ring:
 
     @classmethod
     def create_in(cls, name: str, dirs: Iterable[str] | None = None, **geometry) -> Ring:
-        """Create ring `name` in the first directory that has room (default_dirs():
-        hugetlbfs mounts first, /dev/shm last)."""
+        """Create ring `name` in the first directory that has room (default:
+        ring_dirs(), this user's private directories on hugetlbfs first,
+        /dev/shm last)."""
         if "map_" in name:
             raise ValueError(f"ring name {name!r}: DPDK deletes *map_* files on hugetlbfs")
-        dirs = list(default_dirs() if dirs is None else dirs)
+        dirs = list(ring_dirs() if dirs is None else dirs)
         error = None
         for d in dirs:
             try:

@@ -1,7 +1,8 @@
 """Find and remove hugepage files left behind by a crashed run.
 
 Two kinds of file live in hugetlbfs folders: DPDK's `*map_*` segment files
-and LogCaster's `logcaster-ring-*` ring files. While their owner runs, the
+and LogCaster's `logcaster-ring-*` ring files (in a `logcaster-<uid>`
+directory of their user, which is scanned too). While their owner runs, the
 file is locked (DPDK holds flock(LOCK_SH) on every segment it uses), mapped
 (it shows in /proc/<pid>/maps) or open (/proc/<pid>/fd). A file with none of
 the three belongs to nobody: its pages stay out of the pool until someone
@@ -25,12 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import paths
 from hugepages import mount as hmount
 from hugepages.errors import HugepageError
 
 PROC_ROOT = hmount.PROC_ROOT
 DPDK_PATTERN = "*map_*"
-RING_PATTERN = "logcaster-ring-*"
+RING_PATTERN = paths.RING_FILE_PREFIX + "*"
+RING_HOME_PATTERN = paths.RING_HOME_PREFIX + "[0-9]*"   # a user's ring directory in a mount
 # struct flock on Linux (x86_64, aarch64): short type, short whence,
 # off_t start, off_t len, pid_t pid, padded to 32 bytes.
 _FLOCK = struct.Struct("@hhqqi4x")
@@ -116,7 +119,18 @@ def _scan_dirs(dirs, proc_root) -> list[tuple[str, int]]:
         if real not in seen:
             seen.add(real)
             out.append((real, page_kb))
+            out += [(home, page_kb) for home in _ring_homes(real)]
     return out
+
+
+def _ring_homes(folder: str) -> list[str]:
+    """The users' ring directories in a folder (appliance/ring.py puts
+    each user's rings in one): real directories, not symlinks."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [e.path for e in entries if fnmatch.fnmatchcase(e.name, RING_HOME_PATTERN) and e.is_dir(follow_symlinks=False)]
 
 
 def _candidates(folders: list[tuple[str, int]], warnings: list[str]) -> list[tuple[str, str, os.stat_result, int]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from appliance import config, preflight
+from appliance import config, paths, preflight
 from appliance.cli import exitcodes
 from appliance.instance import InstanceLock
 
@@ -17,7 +18,14 @@ from appliance.instance import InstanceLock
 @click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), help="Write the final counters here as JSON.")
 def run(config_path: Path, duration: float | None, stats_json: str | None) -> int:
-    """Capture syslog until stopped (SIGTERM/SIGINT), the duration ends, or every pcap port reached its end."""
+    """Capture syslog until stopped (SIGTERM/SIGINT), the duration ends, or every pcap port reached its end.
+
+    \b
+    Examples:
+      logcaster run -c /etc/logcaster/logcaster.yaml
+      logcaster run -c test.yaml --duration 60 --stats-json /tmp/stats.json
+    """
+    os.umask(paths.UMASK)           # captured logs are no one else's to read
     cfg = config.load(config_path)
     preflight.check_sinks(cfg)
     if stats_json:

@@ -72,8 +72,8 @@ class JsonlSink(Sink):
         directory.mkdir(parents=True, exist_ok=True)
         stem = f"q{self.queue_id}-{time.time_ns()}"
         path = directory / f".{stem}.jsonl.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        seq_fd = os.open(path.with_name(path.name + ".seq"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        seq_fd = os.open(path.with_name(path.name + ".seq"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         part = _Part(hour, path, directory / f"{stem}.jsonl", time.monotonic(), fd, seq_fd)
         self._parts[hour] = part
         return part

@@ -13,6 +13,7 @@ import errno
 import multiprocessing
 import os
 import signal
+import stat
 import struct
 import threading
 import time
@@ -621,3 +622,49 @@ def test_close_unmaps_and_a_live_view_defers_it(path):
         assert heir.read_index == 0
     del rb
     assert not _mapped(path)
+
+
+# ---- where rings live: a directory of their own user --------------------------------
+
+def test_private_dir_is_made_for_this_user_only(tmp_path):
+    from appliance.ring import private_dir
+
+    home = private_dir(tmp_path)
+    assert home == str(tmp_path / f"logcaster-{os.geteuid()}")
+    st = os.lstat(home)
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o777 == 0o700
+    os.chmod(home, 0o755)
+    assert private_dir(tmp_path) == home and os.lstat(home).st_mode & 0o777 == 0o700, "made private again"
+
+
+def test_private_dir_refuses_what_someone_else_placed(tmp_path):
+    from appliance.ring import RingDirError, private_dir
+
+    name = f"logcaster-{os.geteuid()}"
+    planted = tmp_path / "file"
+    planted.mkdir()
+    (planted / name).write_text("not a directory")
+    with pytest.raises(RingDirError, match="not a directory"):
+        private_dir(planted)
+    link = tmp_path / "link"
+    link.mkdir()
+    (link / name).symlink_to(tmp_path)
+    with pytest.raises(RingDirError, match="not a directory"):
+        private_dir(link)
+    if os.geteuid() == 0:               # a directory of another user (root can make one)
+        foreign = tmp_path / "foreign"
+        (foreign / name).mkdir(parents=True)
+        os.chown(foreign / name, 65534, 65534)
+        with pytest.raises(RingDirError, match="belongs to uid 65534"):
+            private_dir(foreign)
+
+
+def test_ring_dirs_skip_a_base_they_cannot_use_and_say_why(tmp_path, caplog):
+    from appliance.ring import RingDirError, ring_dirs
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / f"logcaster-{os.geteuid()}").write_text("x")
+    with pytest.raises(RingDirError, match="no directory for the rings: .*not a directory"):
+        ring_dirs(str(bad))
+    assert ring_dirs(str(tmp_path)) == [str(tmp_path / f"logcaster-{os.geteuid()}")]
