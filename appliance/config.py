@@ -106,6 +106,11 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: off
+
+
+@dataclass(frozen=True)
 class CoresConfig:
     rx: tuple[int, ...] = ()               # () = planned from the topology
     workers: tuple[int, ...] = ()
@@ -120,6 +125,7 @@ class Config:
     socket: SocketConfig = SocketConfig()
     ring: RingConfig = RingConfig()
     cores: CoresConfig = CoresConfig()
+    metrics: MetricsConfig = MetricsConfig()
     stats_interval_s: float = 5.0
     restart_workers: bool = True
     source: str = "<defaults>"
@@ -379,6 +385,28 @@ def _sink(data: Any, path: str) -> SinkConfig:
     return s
 
 
+def _metrics(data: Any) -> MetricsConfig:
+    """metrics.listen: "HOST:PORT" ("127.0.0.1:9721", "[::1]:9721", ":9721" for every address)."""
+    import ipaddress
+
+    r = _Reader(data, "metrics")
+    text = r.take("listen", None)
+    r.done(["listen"])
+    if text is None:
+        return MetricsConfig()
+    allowed = 'an address and port such as "127.0.0.1:9721", "[::1]:9721" or ":9721" (every address)'
+    m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})", text) if isinstance(text, str) else None
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise ConfigError(f"metrics.listen: {_show(text)} is not allowed ({allowed})")
+    host = m.group(1) or m.group(2) or "::"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+            raise ConfigError(f"metrics.listen: {text!r} is not allowed ({allowed})") from None
+    return MetricsConfig(listen=(host, int(m.group(3))))
+
+
 def _cores(data: Any) -> CoresConfig:
     r = _Reader(data, "cores")
     c = CoresConfig(rx=_int_list(r, "rx", 0, 4095), workers=_int_list(r, "workers", 0, 4095))
@@ -399,11 +427,13 @@ def from_dict(data: Any, source: str = "<dict>") -> Config:
         socket=_socket(r.take("socket")),
         ring=_ring(r.take("ring")),
         cores=_cores(r.take("cores")),
+        metrics=_metrics(r.take("metrics")),
         stats_interval_s=_float(r, "stats_interval_s", 5.0, 0.1, 3600.0),
         restart_workers=_bool(r, "restart_workers", True),
         source=source,
     )
-    r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "stats_interval_s", "restart_workers"])
+    r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "metrics", "stats_interval_s",
+            "restart_workers"])
     _check_ring_geometry(cfg)
     return cfg
 
@@ -426,4 +456,4 @@ def load(path: str | Path) -> Config:
 
 
 __all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig",
-           "SinkConfig", "CoresConfig", "load", "from_dict"]
+           "SinkConfig", "CoresConfig", "MetricsConfig", "load", "from_dict"]

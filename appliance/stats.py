@@ -66,9 +66,11 @@ _LOSS_NAMES = {"imissed": "NIC missed", "ierrors": "NIC errors", "rx_nombuf": "n
                "xdp_redirect_failed": "XDP redirect failed", "kernel_drops": "kernel drops"}
 
 
-def merge_counts(into: dict, more: dict) -> dict:
-    for k, v in more.items():
-        into[k] = into.get(k, 0) + v
+def merge_counts(into: dict, *more: dict) -> dict:
+    """Add the counts of each of `more` into `into` (key by key)."""
+    for counts in more:
+        for k, v in counts.items():
+            into[k] = into.get(k, 0) + v
     return into
 
 
