@@ -31,15 +31,18 @@ from appliance.capture.select import choose_backend
 from appliance.config import Config
 from appliance.decoder import Decoder
 from appliance.errors import ConfigError, LogCasterError
-from appliance.paths import RUN_DIR
+from appliance.metrics import MetricsServer, Snapshot
+from appliance.paths import RING_FILE_PREFIX, RUN_DIR
 from appliance.ports import PCI_ADDR
-from appliance.ring import Ring, default_dirs
+from appliance.ring import Ring, ring_dirs
 from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
 from appliance.worker import WorkerSpec, percentiles, worker_main
 
 log = logging.getLogger(__name__)
 
+SKIPPED = ("not_ip", "not_udp", "port_filtered", "malformed")   # decoder counters of frames that are not records
 TICK_S = 0.1
+SNAPSHOT_S = 1.0                # counters for /metrics refreshed this often (and at every stats line)
 WORKER_DRAIN_TIMEOUT_S = 120.0
 WORKER_FAST_FAILS = 5           # a worker dying this many times in a row, each within
 WORKER_FAST_FAIL_S = 5.0        # this long of its start, is broken: stop instead of looping
@@ -87,6 +90,9 @@ class Supervisor:
         self._ring_final: dict[int, dict] = {}
         self.recovered = None           # recovery.Recovered: what rings of a crashed run held
         self._mp = multiprocessing.get_context("spawn")
+        self._ring_dirs: list[str] | None = None
+        self._live_stats_failed = False
+        self.metrics: MetricsServer | None = None
 
     # -- planning -----------------------------------------------------------
 
@@ -121,10 +127,14 @@ class Supervisor:
     # -- start ----------------------------------------------------------------
 
     def ring_prefix(self) -> str:
-        return f"logcaster-ring-{self.cfg.dpdk.file_prefix}-"
+        return f"{RING_FILE_PREFIX}{self.cfg.dpdk.file_prefix}-"
 
     def ring_dirs(self) -> list[str]:
-        return [self.cfg.ring.dir] if self.cfg.ring.dir else default_dirs()
+        """This user's private ring directories (in ring.dir, else on
+        hugetlbfs and in /dev/shm), computed once per run."""
+        if self._ring_dirs is None:
+            self._ring_dirs = ring_dirs(self.cfg.ring.dir)
+        return self._ring_dirs
 
     def start(self) -> None:
         from appliance.recovery import recover_rings
@@ -191,24 +201,40 @@ class Supervisor:
     def run(self) -> Totals:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
+            if self.cfg.metrics.listen:     # before anything starts: a bad address is a config error
+                self.metrics = MetricsServer(self.cfg.metrics.listen)
+                self.echo(f"metrics: {self.metrics.url}/metrics (health {self.metrics.url}/-/healthy, "
+                          f"readiness {self.metrics.url}/-/ready)")
             self.start()
+            if self.metrics is not None:    # ready from the first scrape after the RX loops started
+                queues = self.queue_counts()
+                self.metrics.publish(self._snapshot(self.totals(0.0, queues), queues))
             self._monitor()
             self._stop()
         finally:
             self._teardown()
             for s, h in old.items():
                 signal.signal(s, h)
-        totals = self.totals(self._capture_seconds())
-        latency = percentiles(self._latency_counts())
+        queues = self.queue_counts()
+        totals = self.totals(self._capture_seconds(), queues)
+        latency = percentiles(self._latency_counts(queues))
+        if self.metrics is not None:        # the last scrape sees the final summary's counters
+            self.metrics.publish(self._snapshot(totals, queues, final=True))
         self.echo(summary_text(totals, latency, self._port_lines()))
         if self.stats_json:
             Path(self.stats_json).write_text(to_json(totals, latency_us=latency, stop_reason=self.stop_reason,
                                                      backend=self.backend.name if self.backend else None,
-                                                     ports=self.nic, queues=self._queue_stats()))
+                                                     ports=self.nic, queues=self._queue_stats(queues)))
+        if self.metrics is not None:
+            self.metrics.close()
         return totals
 
     def _monitor(self) -> None:
-        last_line, prev = time.monotonic(), None
+        """Every tick: workers (restarted when they die), the stop conditions.
+        Every SNAPSHOT_S: the counters, NIC included, for /metrics; every
+        stats interval: the stats line and the live stats file."""
+        last_line = last_snap = time.monotonic()
+        prev = None
         while self.stop_reason is None:
             time.sleep(TICK_S)
             now = time.monotonic()
@@ -217,23 +243,47 @@ class Supervisor:
                 self.stop_reason = "duration"
             elif all(not qr.rx.running for qr in self.queues):
                 self.stop_reason = "end of input"
-            if now - last_line >= self.cfg.stats_interval_s:
-                t = self.totals(self._capture_seconds())
+            line_due = now - last_line >= self.cfg.stats_interval_s
+            if not line_due and now - last_snap < SNAPSHOT_S:
+                continue
+            self.nic = self.backend.nic_stats()
+            queues = self.queue_counts()
+            t = self.totals(self._capture_seconds(), queues)
+            if self.metrics is not None:
+                self.metrics.publish(self._snapshot(t, queues))
+            last_snap = now
+            if line_due:
                 self.echo(rate_line(t, prev, now - last_line))
-                self._publish_live(t)
+                self._publish_live(t, queues)
                 prev, last_line = t, now
 
-    def _publish_live(self, t: Totals) -> None:
+    def _snapshot(self, t: Totals, queues: list[dict], final: bool = False) -> Snapshot:
+        return Snapshot(totals=t, queues=queues, nic=self.nic, backend=self.backend.name if self.backend else "",
+                        capturing=self.capture_started is not None and self.capture_ended is None and not final,
+                        workers_alive=all(qr.process is not None and qr.process.is_alive() for qr in self.queues),
+                        final=final)
+
+    def _publish_live(self, t: Totals, queues: list[dict]) -> None:
         """The counters for `logcaster stats`, replaced atomically each interval."""
         path = live_stats_path(self.cfg.dpdk.file_prefix)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(to_json(t, pid=os.getpid(), backend=self.backend.name, updated=time.time(),
-                                   latency_us=percentiles(self._latency_counts()), queues=self._queue_stats()))
+                                   latency_us=percentiles(self._latency_counts(queues)),
+                                   queues=self._queue_stats(queues)))
             os.replace(tmp, path)
         except OSError as exc:
-            log.warning("cannot publish live stats to %s: %s", path, exc)
+            if not self._live_stats_failed:     # once, not every interval
+                self._live_stats_failed = True
+                elsewhere = ["the stats lines here", "the final summary"]
+                if self.stats_json:
+                    elsewhere.append(f"--stats-json {self.stats_json}")
+                if self.metrics is not None:
+                    elsewhere.append(f"{self.metrics.url}/metrics")
+                self.echo(f"warning: cannot publish live stats to {path} ({exc.strerror}); `logcaster stats` "
+                          f"will not see this run, but {', '.join(elsewhere)} have every counter (set "
+                          f"LOGCASTER_RUN_DIR to a writable directory for `logcaster stats`)")
 
     def _capture_seconds(self) -> float:
         """How long the RX loops ran: their own busy + idle cycles (every cycle
@@ -288,9 +338,14 @@ class Supervisor:
         self.capture_ended = time.monotonic()
         self.nic = self.backend.nic_stats()
         deadline = time.monotonic() + WORKER_DRAIN_TIMEOUT_S
+        last_snap = 0.0
         while any(qr.process is not None for qr in self.queues):
             if time.monotonic() > deadline:
                 raise LogCasterError("workers did not drain their rings in time")
+            if self.metrics is not None and time.monotonic() - last_snap >= SNAPSHOT_S:
+                queues = self.queue_counts()        # draining: capture stopped, deliveries go on
+                self.metrics.publish(self._snapshot(self.totals(self._capture_seconds(), queues), queues))
+                last_snap = time.monotonic()
             self._poll_workers(restart=True)  # a worker dying while draining is replaced too
             time.sleep(TICK_S)
 
@@ -300,7 +355,7 @@ class Supervisor:
                 qr.process.terminate()
                 qr.process.join(5)
         if self.backend is not None:
-            if self.capture_started is not None and not self.nic:
+            if self.capture_started is not None and self.capture_ended is None:   # _stop did not get there
                 try:
                     self.nic = self.backend.nic_stats()
                 except LogCasterError:
@@ -326,36 +381,50 @@ class Supervisor:
     def _worker_reports(self, qr: QueueRun) -> list[dict]:
         return qr.done_reports + ([qr.report] if qr.report and qr.process is not None else [])
 
-    def _latency_counts(self) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        for qr in self.queues:
-            for r in self._worker_reports(qr):
-                merge_counts(counts, r.get("latency_counts", {}))
-        return counts
+    def _latency_counts(self, queues: list[dict] | None = None) -> dict[int, int]:
+        return merge_counts({}, *(q["latency_counts"] for q in (self.queue_counts() if queues is None else queues)))
 
-    def totals(self, seconds: float) -> Totals:
-        t = Totals(seconds=seconds)
-        final = self._ring_final
+    def queue_counts(self) -> list[dict]:
+        """Each queue's figures, read once (its RX loop, decoder, ring and
+        workers): the one source of the totals, the live stats and /metrics."""
+        out = []
         for qr in self.queues:
             rx = qr.rx.stats()
-            dec = qr.decoder.counters()
-            ring = final.get(qr.index) or qr.ring.stats()
+            ring = self._ring_final.get(qr.index) or qr.ring.stats()
+            reports = self._worker_reports(qr)
+            sink_failed = sum(r.get("sink_failed", 0) for r in reports)
+            cycles = rx["cycles_busy"] + rx["cycles_idle"]
+            out.append({
+                "queue": qr.index, "label": qr.label, "rx": rx, "decoder": qr.decoder.counters(), "ring": ring,
+                "delivered": ring["records_released"] - sink_failed,
+                "ring_full": rx["ring_full_records"],
+                "sink_failed": sink_failed,
+                "in_flight": ring["records_published"] - ring["records_released"],
+                "duplicates_suppressed": sum(r.get("duplicates_suppressed", 0) for r in reports),
+                "ring_fill": ring["bytes_used"] / ring["data_size"] if ring["data_size"] else 0.0,
+                "restarts": qr.restarts,
+                "rx_busy_fraction": rx["cycles_busy"] / cycles if cycles else 0.0,
+                "latency_counts": merge_counts({}, *(r.get("latency_counts", {}) for r in reports)),
+                "workers": reports,
+            })
+        return out
+
+    def totals(self, seconds: float, queues: list[dict] | None = None) -> Totals:
+        t = Totals(seconds=seconds)
+        for q in self.queue_counts() if queues is None else queues:
+            rx, dec = q["rx"], q["decoder"]
             t.received += rx["packets"]
             t.bytes += rx["bytes"]
             t.records += dec["records"]
-            t.not_syslog += dec["not_ip"] + dec["not_udp"] + dec["port_filtered"] + dec["malformed"]
-            merge_counts(t.skipped, {k: dec[k] for k in ("not_ip", "not_udp", "port_filtered", "malformed")})
+            skipped = {k: dec[k] for k in SKIPPED}
+            t.not_syslog += sum(skipped.values())
+            merge_counts(t.skipped, skipped)
             merge_counts(t.formats, dec["formats"])
             merge_counts(t.flags, dec["flags"])
-            t.ring_full += rx["ring_full_records"]
-            reports = self._worker_reports(qr)
-            sink_failed = sum(r.get("sink_failed", 0) for r in reports)
-            t.sink_failed += sink_failed
-            t.duplicates_suppressed += sum(r.get("duplicates_suppressed", 0) for r in reports)
-            t.delivered += ring["records_released"] - sink_failed
-            t.in_flight += ring["records_published"] - ring["records_released"]
-            t.ring_fill = max(t.ring_fill, ring["bytes_used"] / ring["data_size"] if ring["data_size"] else 0.0)
-            t.worker_restarts += qr.restarts
+            for key in ("ring_full", "sink_failed", "duplicates_suppressed", "delivered", "in_flight"):
+                setattr(t, key, getattr(t, key) + q[key])
+            t.worker_restarts += q["restarts"]
+            t.ring_fill = max(t.ring_fill, q["ring_fill"])
         t.recovered = self.recovered.records if self.recovered else 0
         for stats in self.nic.values():
             for kind in NIC_LOSSES:
@@ -363,16 +432,10 @@ class Supervisor:
                     t.nic[kind] = t.nic.get(kind, 0) + stats[kind]
         return t
 
-    def _queue_stats(self) -> list[dict]:
-        out = []
-        for qr in self.queues:
-            rx = qr.rx.stats()
-            cycles = rx["cycles_busy"] + rx["cycles_idle"]
-            out.append({"queue": qr.index, "label": qr.label, "rx": rx,
-                        "decoder": qr.decoder.counters(), "restarts": qr.restarts,
-                        "rx_busy_fraction": rx["cycles_busy"] / cycles if cycles else 0.0,
-                        "workers": self._worker_reports(qr)})
-        return out
+    def _queue_stats(self, queues: list[dict] | None = None) -> list[dict]:
+        """Per queue, for --stats-json and the live stats file."""
+        keep = ("queue", "label", "rx", "decoder", "restarts", "rx_busy_fraction", "workers")
+        return [{k: q[k] for k in keep} for q in (self.queue_counts() if queues is None else queues)]
 
     def _port_lines(self) -> list[str]:
         lines = []
