@@ -68,13 +68,22 @@ def full_pci(addr: str) -> str:
 
 
 def default_route_ifaces(proc_root: str | Path = PROC_ROOT) -> frozenset[str]:
-    """Interfaces with a default route (destination 00000000) in <proc>/net/route."""
+    """Interfaces with a default route: destination 00000000 in <proc>/net/route
+    (IPv4), ::/0 in <proc>/net/ipv6_route (IPv6; the kernel's unreachable
+    default on lo aside)."""
     path = Path(proc_root) / "net/route"
     try:
         lines = path.read_text().splitlines()[1:]
     except OSError as exc:
         raise EnvironmentProblem(f"cannot read the routing table {path}", errno=exc.errno) from exc
-    return frozenset(f[0] for f in (line.split() for line in lines) if len(f) > 1 and f[1] == "00000000")
+    out = {f[0] for f in (line.split() for line in lines) if len(f) > 1 and f[1] == "00000000"}
+    try:
+        v6 = (Path(proc_root) / "net/ipv6_route").read_text().splitlines()
+    except OSError:                     # no IPv6 here
+        v6 = []
+    out |= {f[9] for f in (line.split() for line in v6)
+            if len(f) == 10 and f[0] == "0" * 32 and f[1] == "00" and f[9] != "lo"}
+    return frozenset(out)
 
 
 def loaded_dpdk_drivers(sysfs_root: str | Path = SYSFS_ROOT) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""cffi build script for dpdk_shim._core: batch builder, decoder, pcap reader, JSON lines.
+"""cffi build script for dpdk_shim._core: batch builder, decoder, pcap reader, JSON lines, rings,
+the socket RX loop, pcap replay.
 
 Only reads files (STYLE.md): the declarations come from the shim's own
 headers, the code from dpdk_shim/src/. This module has no DPDK dependency,
@@ -11,8 +12,9 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-HEADERS = ("lc_batch.h", "lc_decode.h", "lc_ring.h", "lc_latency.h", "lc_rx.h", "lc_sock.h")
-SOURCES = ("batch.c", "decode_net.c", "decode_syslog.c", "syslog_time.c", "decode_buffer.c", "pcap_reader.c", "jsonl.c", "ring.c", "arrow_export.c", "latency.c", "decode_datagram.c", "sock_rx.c")
+HEADERS = ("lc_batch.h", "lc_decode.h", "lc_ring.h", "lc_latency.h", "lc_rx.h", "lc_sock.h", "lc_replay.h")
+SOURCES = ("batch.c", "decode_net.c", "decode_syslog.c", "syslog_time.c", "decode_buffer.c", "pcap_reader.c",
+           "jsonl.c", "ring.c", "arrow_export.c", "latency.c", "decode_datagram.c", "sock_rx.c", "replay.c")
 LIBRARIES = ["pcap"]
 CFLAGS = ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing",
           "-Werror=implicit-function-declaration"]

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import links
 from appliance.batch import Batch
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config, PortConfig
@@ -270,7 +271,9 @@ class DpdkBackend:
             port = Port(self.eal, dataclasses.replace(pcfg, queues=min(pcfg.queues, left)), burst=self.cfg.capture.burst)
             self.ports.append(port)
             iface = _vdev_args(pcfg.vdev).get("iface") if pcfg.vdev else None
-            if iface:  # net_af_xdp / net_af_packet over a kernel interface
+            if iface and pcfg.vdev.startswith("net_tap"):   # net_tap made this TAP: say it is ours
+                links.mark_ours(iface, f"DPDK net_tap of appliance {self.cfg.dpdk.file_prefix}")
+            if iface:  # net_tap / net_af_xdp / net_af_packet over a kernel interface
                 self._iface_drops[port.info.name] = (iface, _rx_dropped(iface))
             for q in range(port.info.nb_rxq):
                 self._queues.append((port, q, stop_after if port.info.nb_rxq == 1 else 0))
