@@ -12,79 +12,37 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 HUGEPAGES_2M="${LOGCASTER_HUGEPAGES:-512}"   # 1 GiB of 2 MiB pages
 HUGE_MOUNT="${LOGCASTER_HUGE_MOUNT:-/dev/hugepages}"
-
-APT_PACKAGES=(
-    build-essential pkg-config git make
-    python3 python3-venv python3-dev python3-bpfcc bpfcc-tools
-    libdpdk-dev dpdk libxdp-dev libbpf-dev xdp-tools
-    clang llvm libclang-rt-14-dev
-    libpcap-dev tcpreplay iproute2 ethtool iputils-ping
-    rsyslog
-)
-
-log() { printf '[setup] %s\n' "$*"; }
-
-need_root() {
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "setup.sh: run as root (apt, hugepages and kernel headers need it)" >&2
-        exit 1
-    fi
-}
+LC_LOG_TAG=setup
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 install_packages() {
-    local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages: ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-        # Debian starts rsyslog on install; LogCaster runs its own instance in
-        # benchmarks and needs UDP/514 free, so keep the system one stopped.
-        if command -v systemctl >/dev/null && systemctl is-active -q rsyslog 2>/dev/null; then
-            systemctl stop rsyslog || true
-        fi
+    local had_rsyslog=1
+    dpkg-query -W -f='${Status}' rsyslog 2>/dev/null | grep -q 'install ok installed' || had_rsyslog=0
+    lc_install_packages "${RUNTIME_PACKAGES[@]}" "${DEVELOPMENT_PACKAGES[@]}"
+    # Debian starts rsyslog on install; LogCaster runs its own instance in
+    # benchmarks and needs UDP/514 free, so keep the system one stopped.
+    if [ "$had_rsyslog" = 0 ] && command -v systemctl >/dev/null && systemctl is-active -q rsyslog 2>/dev/null; then
+        systemctl stop rsyslog || true
     fi
-}
-
-# bcc compiles XDP programs against /lib/modules/$(uname -r)/{build,source}.
-# No Debian package matches a custom kernel; the newest 6.1 headers work.
-install_kernel_headers() {
-    local kdir="/lib/modules/$(uname -r)"
-    if [ -e "$kdir/build/include/generated/autoconf.h" ] || [ -e "$kdir/build/include/linux/kconfig.h" ]; then
-        return
-    fi
-    if ! ls -d /usr/src/linux-headers-6.1.0-*-amd64 >/dev/null 2>&1; then
-        log "installing Debian kernel headers (linux-headers-amd64) for bcc"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-headers-amd64
-    fi
-    local arch common
-    arch="$(ls -d /usr/src/linux-headers-6.1.0-*-amd64 | sort -V | tail -n1)"
-    common="${arch%-amd64}-common"
-    mkdir -p "$kdir"
-    ln -sfn "$arch" "$kdir/build"
-    ln -sfn "$common" "$kdir/source"
-    log "linked $kdir/build -> $arch, source -> $common"
 }
 
 setup_hugepages() {
     local nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
     if [ -w "$nr" ] && [ "$(cat "$nr")" -lt "$HUGEPAGES_2M" ]; then
         echo "$HUGEPAGES_2M" > "$nr"
-        log "reserved $(cat "$nr") hugepages of 2 MiB (asked for $HUGEPAGES_2M)"
+        lc_log "reserved $(cat "$nr") hugepages of 2 MiB (asked for $HUGEPAGES_2M)"
     fi
     if ! mountpoint -q "$HUGE_MOUNT"; then
         mkdir -p "$HUGE_MOUNT"
         mount -t hugetlbfs -o pagesize=2M nodev "$HUGE_MOUNT"
-        log "mounted hugetlbfs on $HUGE_MOUNT"
+        lc_log "mounted hugetlbfs on $HUGE_MOUNT"
     fi
 }
 
 setup_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
-        log "creating venv $VENV from /usr/bin/python3 (--system-site-packages for bcc)"
+        lc_log "creating venv $VENV from /usr/bin/python3 (--system-site-packages for bcc)"
         /usr/bin/python3 -m venv --system-site-packages "$VENV"
         "$VENV/bin/pip" install -q --upgrade pip
     fi
@@ -92,15 +50,15 @@ setup_venv() {
     local stamp="$VENV/.logcaster-installed"
     if [ ! -f "$stamp" ] || [ -n "$(find "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/dpdk_shim" -newer "$stamp" -print -quit)" ] \
         || ! "$VENV/bin/python" -c 'import dpdk_shim._core' 2>/dev/null; then
-        log "installing logcaster (editable) and building the cffi modules"
+        lc_log "installing logcaster (editable) and building the cffi modules"
         (cd "$ROOT" && "$VENV/bin/pip" install -q -e '.[test]')
         touch "$stamp"
     fi
 }
 
-need_root
+lc_need_root
 install_packages
-install_kernel_headers
+lc_install_kernel_headers
 setup_hugepages
 setup_venv
-log "ready: $VENV"
+lc_log "ready: $VENV"
