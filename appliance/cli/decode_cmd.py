@@ -31,7 +31,13 @@ from appliance.timezone import utc_offset_seconds
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 def decode(pcap: Path, fmt: str, output: Path | None, with_raw: bool, tz: str, ports: tuple[int, ...],
            quiet: bool) -> int:
-    """Decode the UDP syslog in PCAP (pcap or pcapng) into schema records."""
+    """Decode the UDP syslog in PCAP (pcap or pcapng) into schema records.
+
+    \b
+    Examples:
+      logcaster decode capture.pcap | jq .message
+      logcaster decode capture.pcapng --format parquet -o out.parquet --tz Europe/Berlin
+    """
     if fmt == "parquet" and output is None:
         raise ConfigError("--format parquet needs -o/--output FILE")
     decoder = Decoder(tz_offset_s=utc_offset_seconds(tz), ports=ports)

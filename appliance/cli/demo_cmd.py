@@ -15,10 +15,9 @@ from pathlib import Path
 
 import click
 
-from appliance import config, preflight
+from appliance import config, paths, preflight
 from appliance.cli import exitcodes
 from appliance.instance import InstanceLock
-from appliance.sample import write_pcap
 
 SEVERITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
@@ -30,6 +29,8 @@ def sample_path(data_dir: Path, messages: int) -> Path:
 def sample_pcap(data_dir: Path, messages: int) -> Path:
     path = sample_path(data_dir, messages)
     if not path.exists():
+        from appliance.sample import write_pcap     # scapy: only when a sample is made
+
         click.echo(f"generating the sample: {messages:,} syslog messages from 200 hosts -> {path}")
         tmp = path.with_suffix(".tmp")
         write_pcap(tmp, messages)
@@ -57,9 +58,16 @@ def demo_config(pcap: Path, data_dir: Path) -> config.Config:
 @click.option("--messages", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
               help="Size of the generated sample.")
 def demo(data_dir: Path, messages: int) -> int:
-    """Replay the bundled sample through the real DPDK pipeline into Parquet and summarise it."""
+    """Replay the bundled sample through the real DPDK pipeline into Parquet and summarise it.
+
+    \b
+    Examples:
+      logcaster demo
+      logcaster demo --messages 1000000 --data-dir /srv/demo
+    """
     from appliance.supervisor import Supervisor
 
+    os.umask(paths.UMASK)
     cfg = demo_config(sample_path(data_dir, messages), data_dir)
     preflight.writable_dir(data_dir / "sample", "--data-dir")
     preflight.check_sinks(cfg)

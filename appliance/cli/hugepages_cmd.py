@@ -36,7 +36,13 @@ def _mib(nbytes: int) -> str:
 @click.option("--proc-root", default=hmount.PROC_ROOT, hidden=True, help="procfs root (tests)")
 @click.pass_context
 def hugepages(ctx: click.Context, sysfs_root: str, proc_root: str) -> None:
-    """Hugepages per NUMA node: status, reserve/release, hugetlbfs mounts, stale files."""
+    """Hugepages per NUMA node: status, reserve/release, hugetlbfs mounts, stale files.
+
+    \b
+    Examples:
+      logcaster hugepages status
+      logcaster hugepages reserve 512 --total --node 0
+    """
     ctx.meta[_ROOTS] = (sysfs_root, proc_root)
 
 
@@ -58,7 +64,12 @@ def _status_data(sysfs_root: str, proc_root: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Pages per node and size, hugetlbfs mounts, stale files."""
+    """Pages per node and size, hugetlbfs mounts, stale files.
+
+    \b
+    Example:
+      logcaster hugepages status --json
+    """
     data = _status_data(*_roots(ctx))
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -92,7 +103,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--strict", is_flag=True, help="If the kernel grants fewer pages, give back those it granted.")
 @click.pass_context
 def reserve(ctx: click.Context, count: int, node: int, size: str, total: bool, strict: bool) -> None:
-    """Reserve COUNT more pages on a node (or, with --total, up to COUNT)."""
+    """Reserve COUNT more pages on a node (or, with --total, up to COUNT).
+
+    \b
+    Examples:
+      logcaster hugepages reserve 256
+      logcaster hugepages reserve 2 --size 1G --node 1 --strict
+    """
     sysfs_root, _ = _roots(ctx)
     grow = hp.ensure_total if total else hp.reserve
     result = grow(count, node=node, size_kb=_size_kb(size), strict=strict, sysfs_root=sysfs_root)
@@ -106,7 +123,13 @@ def reserve(ctx: click.Context, count: int, node: int, size: str, total: bool, s
 @click.option("--size", "size", default="2M", show_default=True, help="Page size (2M, 1G).")
 @click.pass_context
 def release(ctx: click.Context, count: int | None, release_all: bool, node: int, size: str) -> None:
-    """Release COUNT pages (or --all) on a node back to the kernel."""
+    """Release COUNT pages (or --all) on a node back to the kernel.
+
+    \b
+    Examples:
+      logcaster hugepages release 128
+      logcaster hugepages release --all --size 1G
+    """
     if (count is None) == (not release_all):
         raise click.UsageError("give either COUNT or --all")
     sysfs_root, _ = _roots(ctx)
@@ -119,7 +142,12 @@ def release(ctx: click.Context, count: int | None, release_all: bool, node: int,
 @click.option("--size", "size", default="2M", show_default=True, help="Page size of the mount (2M, 1G).")
 @click.pass_context
 def mount(ctx: click.Context, path: str | None, size: str) -> None:
-    """Mount hugetlbfs on PATH (default /run/logcaster/hugepages-<size>)."""
+    """Mount hugetlbfs on PATH (default /run/logcaster/hugepages-<size>).
+
+    \b
+    Example:
+      logcaster hugepages mount /mnt/huge-1G --size 1G
+    """
     sysfs_root, proc_root = _roots(ctx)
     size_kb = _size_kb(size)
     target = path or str(hmount.default_mount_path(size_kb))
@@ -133,7 +161,12 @@ def mount(ctx: click.Context, path: str | None, size: str) -> None:
 @click.argument("path")
 @click.pass_context
 def unmount(ctx: click.Context, path: str) -> None:
-    """Unmount the hugetlbfs on PATH (nothing to do if none is mounted)."""
+    """Unmount the hugetlbfs on PATH (nothing to do if none is mounted).
+
+    \b
+    Example:
+      logcaster hugepages unmount /mnt/huge-1G
+    """
     _, proc_root = _roots(ctx)
     if hp.unmount_hugetlbfs(path, proc_root=proc_root):
         click.echo(f"unmounted {path}")
@@ -146,7 +179,13 @@ def unmount(ctx: click.Context, path: str) -> None:
 @click.option("--dir", "dirs", multiple=True, help="Scan this folder instead of every hugetlbfs mount (repeatable).")
 @click.pass_context
 def clean(ctx: click.Context, yes: bool, dirs: tuple[str, ...]) -> None:
-    """List stale DPDK map files and LogCaster ring files; remove them with --yes."""
+    """List stale DPDK map files and LogCaster ring files; remove them with --yes.
+
+    \b
+    Examples:
+      logcaster hugepages clean
+      logcaster hugepages clean --yes
+    """
     _, proc_root = _roots(ctx)
     report = hp.clean_stale(list(dirs) or None, dry_run=not yes, proc_root=proc_root)
     for text in report.warnings:

@@ -18,7 +18,14 @@ from appliance.errors import CONFIG, LogCasterError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="logcaster")
 def cli() -> None:
-    """LogCaster: syslog over UDP at line rate, nothing lost silently."""
+    """LogCaster: syslog over UDP at line rate, nothing lost silently.
+
+    \b
+    Examples:
+      logcaster demo                                   # the bundled sample through the real pipeline
+      logcaster run -c /etc/logcaster/logcaster.yaml   # the appliance
+      logcaster doctor                                 # what this machine lacks, and the fix
+    """
 
 
 def _register() -> None:
@@ -29,6 +36,7 @@ def _register() -> None:
         hugepages_cmd,
         ports_cmd,
         query_cmd,
+        replay_cmd,
         run_cmd,
         stats_cmd,
     )
@@ -41,6 +49,7 @@ def _register() -> None:
     cli.add_command(run_cmd.run)
     cli.add_command(ports_cmd.ports)
     cli.add_command(doctor_cmd.doctor)
+    cli.add_command(replay_cmd.replay)
 
 
 _register()

@@ -25,7 +25,13 @@ def _roots(ctx: click.Context) -> dict:
 @click.option("--proc-root", default=pt.PROC_ROOT, hidden=True, help="procfs root (tests)")
 @click.pass_context
 def ports(ctx: click.Context, sysfs_root: str, proc_root: str) -> None:
-    """Network PCI devices: list, bind to a DPDK driver, give back, unbind."""
+    """Network PCI devices: list, bind to a DPDK driver, give back, unbind.
+
+    \b
+    Examples:
+      logcaster ports list
+      logcaster ports bind 0000:03:00.0 --driver vfio-pci
+    """
     ctx.meta[_ROOTS] = {"sysfs_root": sysfs_root, "proc_root": proc_root}
 
 
@@ -33,7 +39,12 @@ def ports(ctx: click.Context, sysfs_root: str, proc_root: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """Network devices, their driver, interfaces, NUMA node and state."""
+    """Network devices, their driver, interfaces, NUMA node and state.
+
+    \b
+    Example:
+      logcaster ports list --json
+    """
     roots = _roots(ctx)
     found = pt.list_ports(**roots)
     loaded = pt.loaded_dpdk_drivers(roots["sysfs_root"])
@@ -62,7 +73,13 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Also take a device whose interface is up (never the default route).")
 @click.pass_context
 def bind(ctx: click.Context, pci: str, driver: str, force: bool) -> None:
-    """Bind the device at PCI to DRIVER."""
+    """Bind the device at PCI to DRIVER.
+
+    \b
+    Examples:
+      logcaster ports bind 0000:03:00.0 --driver uio_pci_generic
+      logcaster ports bind 0000:03:00.0 --driver virtio-pci     # give it back to the kernel
+    """
     click.echo(pt.bind(pci, driver, force=force, **_roots(ctx)))
 
 
@@ -71,5 +88,10 @@ def bind(ctx: click.Context, pci: str, driver: str, force: bool) -> None:
 @click.option("--force", is_flag=True, help="Also unbind a device whose interface is up (never the default route).")
 @click.pass_context
 def unbind(ctx: click.Context, pci: str, force: bool) -> None:
-    """Detach the device at PCI from its driver."""
+    """Detach the device at PCI from its driver.
+
+    \b
+    Example:
+      logcaster ports unbind 0000:03:00.0
+    """
     click.echo(pt.unbind(pci, force=force, **_roots(ctx)))

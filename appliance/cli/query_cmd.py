@@ -15,7 +15,13 @@ from appliance.errors import InputError
               show_default=True, help="The Parquet sink's directory.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def query(sql: str, data_dir: Path, fmt: str) -> int:
-    """Run SQL over the Parquet store; the records are the view `logs`."""
+    """Run SQL over the Parquet store; the records are the view `logs`.
+
+    \b
+    Examples:
+      logcaster query "SELECT hostname, count(*) FROM logs GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+      logcaster query --data-dir /var/lib/logcaster/parquet --format csv "SELECT * FROM logs WHERE severity <= 3"
+    """
     import duckdb
 
     if not any(data_dir.glob("**/*.parquet")):

@@ -21,7 +21,14 @@ from appliance.stats import Totals, summary_text
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 @click.option("--watch", type=click.FloatRange(min=0.5), help="Repeat every this many seconds.")
 def stats(prefix: str, as_json: bool, watch: float | None) -> int:
-    """Show the counters of the running appliance with this file prefix."""
+    """Show the counters of the running appliance with this file prefix.
+
+    \b
+    Examples:
+      logcaster stats
+      logcaster stats --prefix edge1 --watch 2
+      logcaster stats --json | jq .lost
+    """
     from appliance.supervisor import live_stats_path
 
     path = live_stats_path(prefix)
