@@ -16,6 +16,9 @@ from appliance.errors import InputError
 from dpdk_shim import ERRLEN, check, errbuf, ffi, lib
 
 FORMATS = ("rfc5424", "rfc3164", "raw")
+# Counters of frames that make no record, by why (what the summary calls
+# "other frames", /metrics logcaster_other_frames_total's `reason`).
+NOT_RECORDS = ("not_ip", "not_udp", "port_filtered", "malformed")
 LINK_ETHERNET = lib.LC_LINK_ETHERNET
 
 
@@ -104,4 +107,4 @@ class PcapReader:
                 return
 
 
-__all__ = ["Decoder", "PcapReader", "FORMATS"]
+__all__ = ["Decoder", "PcapReader", "FORMATS", "NOT_RECORDS"]

@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from appliance import __version__
 from appliance.capture.base import NIC_LOSSES
+from appliance.decoder import NOT_RECORDS
 from appliance.errors import ConfigError
 from appliance.stats import Totals
 
@@ -150,7 +151,7 @@ class _Collector:
             fams["bytes"].add_metric([qid, port, snap.backend], rx["bytes"])
             for fmt, n in dec["formats"].items():
                 fams["records"].add_metric([qid, fmt], n)
-            for reason in ("not_ip", "not_udp", "port_filtered", "malformed"):
+            for reason in NOT_RECORDS:
                 fams["other"].add_metric([qid, reason], dec[reason])
             fams["delivered"].add_metric([qid], q["delivered"])
             fams["dropped"].add_metric([qid, "ring_full"], q["ring_full"])

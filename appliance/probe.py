@@ -10,8 +10,9 @@ hugepages, and which compiled shim modules load.
 Every input is a parameter of `probe()` (proc/sysfs/modules roots, kernel
 release, an importer), so tests build a host with any capability set.
 
-What each backend needs (NEEDS), found by running each of them with only
-these capabilities (tests/system/test_least_privilege.py):
+What each backend needs, found by running each of them with only these
+capabilities (tests/system/test_least_privilege.py; SERVICE_CAPABILITIES is
+the union, which scripts/logcaster.service grants, checked by a test):
   afxdp   CAP_NET_ADMIN (attach XDP), CAP_BPF (load the program and maps;
           CAP_SYS_ADMIN also does), CAP_PERFMON (bcc's program uses packet
           pointer arithmetic the verifier allows only with it),
@@ -26,6 +27,7 @@ these capabilities (tests/system/test_least_privilege.py):
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import resource
@@ -48,8 +50,9 @@ RLIM_INFINITY = resource.RLIM_INFINITY
 MEMLOCK_MIN = 256 << 20         # AF_XDP UMEMs and DPDK mbuf pools are locked memory
 KHEADERS = "kernel/kheaders.tar.xz"       # CONFIG_IKHEADERS: bcc unpacks the headers from there
 SHIM_MODULES = ("_core", "_dpdk", "_xsk")
-SYSTEMD_GRANT = ("AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK "
-                 "CAP_NET_BIND_SERVICE (scripts/logcaster.service)")
+SERVICE_CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_IPC_LOCK",
+                        "CAP_NET_BIND_SERVICE")
+SYSTEMD_GRANT = f"AmbientCapabilities={' '.join(SERVICE_CAPABILITIES)} (as scripts/logcaster.service does)"
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,9 @@ def find_headers(release: str, *, modules_root: str | Path = "/lib/modules",
     """(headers bcc can use or None, where they were looked for)."""
     build = Path(modules_root) / release / "build"
     kheaders = Path(sysfs_root) / KHEADERS
-    if build.exists():
+    if os.path.exists(build):       # False also where it cannot be looked at (ProtectKernelModules=)
         return str(build), str(build)
-    if kheaders.exists():
+    if os.path.exists(kheaders):
         return str(kheaders), str(kheaders)
     return None, f"neither {build} nor {kheaders}"
 
@@ -230,3 +233,37 @@ def raise_memlock() -> str:
             continue
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} KiB"
+
+
+# ---- giving capabilities up --------------------------------------------------------
+
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4      # linux/prctl.h
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def keep_capabilities_to_self() -> None:
+    """Clear the ambient set: this process keeps its capabilities, but the
+    programs it starts (workers: a new Python, multiprocessing's resource
+    tracker, `ss`) get none of them from it."""
+    _libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
+def drop_capabilities() -> None:
+    """Give up every capability for good (effective, permitted, inheritable,
+    ambient): a worker reads its ring and writes its sinks, which need none.
+    Returns quietly where capset is refused (nothing to give up)."""
+    keep_capabilities_to_self()
+    data = (_CapData * 2)()
+    _libc().capset(ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data)

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, NetlinkError
 
 from appliance import links
 from appliance.errors import ConfigError, EnvironmentProblem, InputError, LogCasterError
@@ -155,25 +155,27 @@ class TapTarget(Target):
             if not links.is_tap(name):
                 raise ConfigError(f"replay --tap {name}: {name} exists and is not a TAP")
             links.check_may_use(name, force=force, doing="replay --tap")
-        else:
-            try:
+        try:
+            if not links.exists(name):
                 with IPRoute() as ipr:
                     ipr.link("add", ifname=name, kind="tuntap", mode="tap")
-            except Exception as exc:    # pyroute2 raises NetlinkError / OSError kinds
-                code = getattr(exc, "code", None) or getattr(exc, "errno", None)
-                raise EnvironmentProblem(f"replay --tap {name}: cannot create the TAP (needs CAP_NET_ADMIN)",
-                                         errno=code) from None
-            self.created = True
-            links.mark_ours(name, "replay TAP")
-        multi = int(open(f"/sys/class/net/{name}/tun_flags").read(), 16) & IFF_MULTI_QUEUE
-        try:
+                self.created = True
+                links.mark_ours(name, "replay TAP")
+            multi = int(open(f"/sys/class/net/{name}/tun_flags").read(), 16) & IFF_MULTI_QUEUE
             self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
             fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TAP | IFF_NO_PI | multi))
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
-        except OSError as exc:
+        except (OSError, NetlinkError, LogCasterError) as exc:
+            self.close()                # the fd, and a TAP made here
+            if isinstance(exc, LogCasterError):
+                raise
+            code = getattr(exc, "errno", None) or getattr(exc, "code", None)
+            raise EnvironmentProblem(f"replay --tap {name}: cannot {'attach to' if self.created else 'create'} the "
+                                     f"TAP (needs CAP_NET_ADMIN)", errno=code) from None
+        except BaseException:
             self.close()
-            raise EnvironmentProblem(f"replay --tap {name}: cannot attach to the TAP", errno=exc.errno) from None
+            raise
 
     def describe(self) -> str:
         how = "created" if self.created else "existing"
@@ -219,16 +221,15 @@ def send(frames: Frames, target: Target, pace: Pace, *, loops: int = 1, limit: i
         raise ConfigError(f"--loop {loops}: at least 1")
     s = ffi.new("struct lc_replay_send *", {"fd": target.fd, "kind": target.kind, "pace": PACES[pace.kind],
                                               "rate": pace.c_rate(), "loops": loops, "limit": limit})
-    total = min(limit, loops * frames.frames) if limit else loops * frames.frames
     slice_ns = int(SLICE_S * 1e9)
     while True:
         rc = lib.lc_replay_run(frames.c, s, slice_ns)
         if progress is not None:
-            progress(s.sent, total)
+            progress(s.attempted, s.total)
         if rc == 1:
             break
         if rc < 0:
-            raise ReplayError(f"replay {target.describe()}: stopped after {s.sent:,} of {total:,} frames",
+            raise ReplayError(f"replay {target.describe()}: stopped after {s.sent:,} of {s.total:,} frames",
                               errno=-rc)
     last = os.strerror(s.last_errno) if s.errors else ""
-    return Result(total, s.sent, s.bytes, s.errors, s.retries, s.elapsed_ns / 1e9, last)
+    return Result(s.total, s.sent, s.bytes, s.errors, s.retries, s.elapsed_ns / 1e9, last)

@@ -114,14 +114,18 @@ def private_dir(base: str | os.PathLike) -> str:
     return path
 
 
+def ring_bases(base: str | None = None) -> list[str]:
+    """`base` (ring.dir), or every writable hugetlbfs mount, then /dev/shm."""
+    return [base] if base else [m.path for m in find_mounts() if os.access(m.path, os.W_OK)] + [paths.SHM_DIR]
+
+
 def ring_dirs(base: str | None = None) -> list[str]:
     """Where this user's rings may live, best first: the private directory
-    in `base` (ring.dir), or in each writable hugetlbfs mount, then in
-    /dev/shm. A base where the private directory cannot be had is skipped
-    with a warning; none at all is an error naming each reason."""
-    bases = [base] if base else [m.path for m in find_mounts() if os.access(m.path, os.W_OK)] + [paths.SHM_DIR]
+    in each of ring_bases(base). A base where the private directory cannot
+    be had is skipped with a warning; none at all is an error naming each
+    reason."""
     out, problems = [], []
-    for b in bases:
+    for b in ring_bases(base):
         try:
             out.append(private_dir(b))
         except RingDirError as exc:

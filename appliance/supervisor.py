@@ -29,18 +29,18 @@ from appliance import topology
 from appliance.capture.base import NIC_LOSSES, LoopOptions
 from appliance.capture.select import choose_backend
 from appliance.config import Config
-from appliance.decoder import Decoder
+from appliance.decoder import NOT_RECORDS, Decoder
 from appliance.errors import ConfigError, LogCasterError
 from appliance.metrics import MetricsServer, Snapshot
 from appliance.paths import RING_FILE_PREFIX, RUN_DIR
+from appliance.probe import keep_capabilities_to_self
 from appliance.ports import PCI_ADDR
-from appliance.ring import Ring, ring_dirs
+from appliance.ring import Ring, ring_bases, ring_dirs
 from appliance.stats import Totals, merge_counts, rate_line, summary_text, to_json
 from appliance.worker import WorkerSpec, percentiles, worker_main
 
 log = logging.getLogger(__name__)
 
-SKIPPED = ("not_ip", "not_udp", "port_filtered", "malformed")   # decoder counters of frames that are not records
 TICK_S = 0.1
 SNAPSHOT_S = 1.0                # counters for /metrics refreshed this often (and at every stats line)
 WORKER_DRAIN_TIMEOUT_S = 120.0
@@ -139,8 +139,10 @@ class Supervisor:
     def start(self) -> None:
         from appliance.recovery import recover_rings
 
-        self.recovered = recover_rings(self.ring_dirs(), self.ring_prefix(), self.cfg.sinks, self._mp,
-                                       echo=self.echo)
+        # Rings of a crashed run, in this user's ring directories, and where releases before
+        # those directories existed left them (directly in the bases).
+        self.recovered = recover_rings(self.ring_dirs() + ring_bases(self.cfg.ring.dir), self.ring_prefix(),
+                                       self.cfg.sinks, self._mp, echo=self.echo)
         self.backend, why = choose_backend(self.cfg)
         self.echo(f"backend: {self.backend.name} ({why})")
         plan = self._core_plan(sum(p.queues for p in self.cfg.capture.ports))
@@ -199,6 +201,14 @@ class Supervisor:
         self.stop_reason = signal.Signals(signum).name
 
     def run(self) -> Totals:
+        keep_capabilities_to_self()     # workers and tools it starts inherit none of them
+        try:
+            return self._run()
+        finally:
+            if self.metrics is not None:    # after the final counters were published (or a failure)
+                self.metrics.close()
+
+    def _run(self) -> Totals:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             if self.cfg.metrics.listen:     # before anything starts: a bad address is a config error
@@ -225,8 +235,6 @@ class Supervisor:
             Path(self.stats_json).write_text(to_json(totals, latency_us=latency, stop_reason=self.stop_reason,
                                                      backend=self.backend.name if self.backend else None,
                                                      ports=self.nic, queues=self._queue_stats(queues)))
-        if self.metrics is not None:
-            self.metrics.close()
         return totals
 
     def _monitor(self) -> None:
@@ -246,7 +254,10 @@ class Supervisor:
             line_due = now - last_line >= self.cfg.stats_interval_s
             if not line_due and now - last_snap < SNAPSHOT_S:
                 continue
-            self.nic = self.backend.nic_stats()
+            try:
+                self.nic = self.backend.nic_stats()
+            except LogCasterError as exc:    # the last reading stands; the one at stop counts
+                log.warning("reading the NIC counters: %s", exc)
             queues = self.queue_counts()
             t = self.totals(self._capture_seconds(), queues)
             if self.metrics is not None:
@@ -416,7 +427,7 @@ class Supervisor:
             t.received += rx["packets"]
             t.bytes += rx["bytes"]
             t.records += dec["records"]
-            skipped = {k: dec[k] for k in SKIPPED}
+            skipped = {k: dec[k] for k in NOT_RECORDS}
             t.not_syslog += sum(skipped.values())
             merge_counts(t.skipped, skipped)
             merge_counts(t.formats, dec["formats"])

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from appliance.config import SinkConfig
+from appliance.probe import drop_capabilities
 from appliance.errors import LogCasterError
 from appliance.sinks import SinkError, make_sink
 
@@ -268,7 +269,10 @@ class Worker:
 
 
 def worker_main(spec: WorkerSpec, conn) -> None:
-    """Entry point of a worker process (multiprocessing, spawn)."""
+    """Entry point of a worker process (multiprocessing, spawn). It needs no
+    capability (its ring and sinks are its user's files): it gives up any it
+    was started with (a root run's workers get all of them at exec)."""
+    drop_capabilities()
     logging.basicConfig(level=logging.INFO, format=f"worker q{spec.queue_id}: %(message)s")
     if spec.cpu is not None:
         try:

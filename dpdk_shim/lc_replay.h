@@ -43,10 +43,12 @@ struct lc_replay_send {
     uint64_t loops;                 /* passes over the file (>= 1) */
     uint64_t limit;                 /* frames to send at most (0: loops x frames) */
     /* state and results, kept between calls (zero at the start) */
+    uint64_t total;                 /* out: frames to attempt, min(limit, loops x frames) */
     uint64_t attempted;             /* frames sent or refused for good, all passes */
     uint64_t next;                  /* index of the next frame in this pass */
     uint64_t pass;                  /* passes completed */
-    int64_t due_ns;                 /* LC_PACE_BPS: when the next frame is due, from start_ns */
+    uint64_t paced_bits;            /* LC_PACE_BPS: bits of the frames attempted so far */
+    int64_t stuck_since_ns;         /* the kernel has refused sends for a moment since then; 0: not */
     uint64_t sent;                  /* frames the kernel accepted */
     uint64_t bytes;                 /* their bytes */
     uint64_t retries;               /* sends the kernel refused for a moment (ENOBUFS, EAGAIN): retried */

@@ -312,7 +312,10 @@ class _InterfaceLock:
     (refused, EBUSY); a free one whose file survives was left by a process
     that died, and the file says which program it had attached (`stale_id`:
     the line after the PID). The kernel drops the lock when its holder dies;
-    the holder removes the file when it is done."""
+    the holder removes the file once its program is detached, and keeps it
+    (with the record) when the detach failed. RUN_DIR outlives a stop of the
+    service (RuntimeDirectoryPreserve=yes) and ends at reboot, as XDP
+    attachments do."""
 
     def __init__(self, ifname: str, ifindex: int):
         try:
@@ -345,8 +348,11 @@ class _InterfaceLock:
             except FileNotFoundError:
                 pass
             os.close(self.fd)
+        # The record of a run that died, trusted only from a file of this user (RUN_DIR is the
+        # service's own; a file someone else put there names no program of ours).
         left = os.pread(self.fd, 64, 0).decode(errors="replace").split("\n")
-        self.stale_id = int(left[1]) if len(left) > 1 and left[1].strip().isdigit() else 0
+        ours = os.fstat(self.fd).st_uid == os.geteuid()
+        self.stale_id = int(left[1]) if ours and len(left) > 1 and left[1].strip().isdigit() else 0
         self.record(0)
 
     def record(self, prog_id: int) -> None:
@@ -354,12 +360,15 @@ class _InterfaceLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n{prog_id}\n".encode(), 0)
 
-    def release(self) -> None:
+    def release(self, remove: bool = True) -> None:
+        """Unlock; remove the file too (while still holding the lock, so
+        nobody else holds this inode) unless it must keep its record."""
         if self.fd >= 0:
-            try:
-                os.unlink(self.path)        # still locked: nobody else holds this inode
-            except OSError:
-                pass
+            if remove:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             os.close(self.fd)
             self.fd = -1
 
@@ -466,6 +475,7 @@ class XdpProgram:
                 self._lock.release()
                 self._lock = None
             return
+        detached = not self._attached
         try:
             if self._attached:
                 try:
@@ -476,11 +486,13 @@ class XdpProgram:
                     for prog in attached_programs(ifindex):
                         if prog.prog_id == self.prog_id:
                             detach(ifindex, prog, self.fn.fd)
+                detached = True
         finally:
             self.bpf.cleanup()
             self.bpf = None
             self._attached = False
-            self._lock.release()
+            # A program still attached keeps its record: the next start recognises it as ours.
+            self._lock.release(remove=detached)
             self._lock = None
 
     def __enter__(self) -> "XdpProgram":

@@ -18,10 +18,11 @@
 #   - without --destdir: applied now (pages reserved, mount, service started
 #     when systemd runs; --no-start to leave it stopped)
 #
-# --destdir DIR (or DESTDIR=DIR) stages every file under DIR and changes
-# nothing else on the machine but the packages and the system user (they
-# are the machine's either way): for packaging and for tests. Running it
-# again changes nothing unless the checkout or the templates changed.
+# --destdir DIR (or DESTDIR=DIR) stages every file under DIR (tests; the
+# venv there runs from DIR only) and changes nothing else on the machine but
+# what is the machine's either way: the Debian packages, the kernel headers
+# bcc needs (both skipped with --no-packages) and the system user. Running
+# it again changes nothing unless the checkout or the templates changed.
 # scripts/uninstall.sh undoes it (keeping data and configuration unless --purge).
 set -euo pipefail
 
@@ -57,6 +58,9 @@ SYSCTL="$DEST/etc/sysctl.d/60-logcaster-hugepages.conf"
 MOUNT_UNIT=var-lib-logcaster-hugepages.mount
 
 systemd_runs() { [ -d /run/systemd/system ]; }
+
+SCRATCH="$(mktemp -d)"          # temporary files of this run, whatever ends it
+trap 'rm -rf "$SCRATCH"' EXIT
 
 # put MODE OWNER:GROUP SOURCE TARGET: install a file only if it differs.
 put() {
@@ -96,13 +100,15 @@ service_user() {
     fi
 }
 
-# The checkout's files (the repository's, when it is one): what the wheel is built from.
+# The checkout's files (the repository's, when it is one; a tracked file
+# deleted from the work tree is left out): what the wheel is built from.
 source_digest() {
     (cd "$ROOT" && if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         git ls-files -z --cached --others --exclude-standard
     else
         find . -type f -not -path './.venv/*' -not -path './build/*' -not -name '*.so' -print0
-    fi | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    fi | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
+       | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 
 app() {
@@ -117,9 +123,7 @@ app() {
         /usr/bin/python3 -m venv --system-site-packages "$APP/venv"
         "$APP/venv/bin/pip" install -q --upgrade pip
     fi
-    local wheels
-    wheels="$(mktemp -d)"
-    trap 'rm -rf "$wheels"' RETURN
+    local wheels="$SCRATCH/wheels"
     lc_log "building the wheel (compiles the cffi modules)"
     "$APP/venv/bin/pip" wheel -q --no-deps -w "$wheels" "$ROOT"
     "$APP/venv/bin/pip" install -q --force-reinstall --no-deps "$wheels"/logcaster-*.whl
@@ -153,9 +157,7 @@ data() {
 }
 
 units() {
-    local tmp uid gid
-    tmp="$(mktemp)"
-    trap 'rm -f "$tmp"' RETURN
+    local tmp="$SCRATCH/unit" uid gid
     uid="$(id -u "$USER_NAME")"
     gid="$(id -g "$USER_NAME")"
     put 0644 root:root "$ROOT/scripts/logcaster.service" "$UNITS/logcaster.service"

@@ -4,10 +4,12 @@
 #   sudo scripts/uninstall.sh [--destdir DIR] [--purge]
 #
 # Stops and disables the service and its hugetlbfs mount, removes the units,
-# the sysctl file and /opt/logcaster. The configuration (/etc/logcaster) and
-# the data (/var/lib/logcaster: the Parquet store) stay, and so does the
-# system user, unless --purge. Debian packages stay (other software may use
-# them). --destdir DIR (or DESTDIR=DIR): the staging root install.sh used.
+# the sysctl file and /opt/logcaster. The configuration (/etc/logcaster), the
+# data (/var/lib/logcaster: the Parquet store, and the hugetlbfs mount while
+# rings on it still hold records the next start would deliver) and the
+# system user stay, unless --purge. Debian packages stay (other software may
+# use them). --destdir DIR (or DESTDIR=DIR): the staging root install.sh
+# used; the system user is the machine's and stays (userdel it yourself).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,9 +45,14 @@ for unit in logcaster.service "$MOUNT_UNIT"; do
         systemctl "${root[@]}" disable "$unit" 2>&1 | sed 's/^/[uninstall] /' || true
     fi
 done
-if [ -z "$DEST" ] && mountpoint -q /var/lib/logcaster/hugepages; then
-    umount /var/lib/logcaster/hugepages
-    lc_log "unmounted /var/lib/logcaster/hugepages"
+HUGE=/var/lib/logcaster/hugepages
+if [ -z "$DEST" ] && mountpoint -q "$HUGE"; then
+    if [ "$PURGE" = 0 ] && [ -n "$(find "$HUGE" -type f -name 'logcaster-ring-*' -print -quit)" ]; then
+        lc_log "kept the hugetlbfs mount $HUGE: rings on it may hold undelivered records (--purge drops them)"
+    else
+        umount "$HUGE"
+        lc_log "unmounted $HUGE"
+    fi
 fi
 for f in "$UNITS/logcaster.service" "$UNITS/$MOUNT_UNIT" "$DEST/etc/sysctl.d/60-logcaster-hugepages.conf"; do
     if [ -e "$f" ]; then
@@ -62,11 +69,11 @@ fi
 if [ "$PURGE" = 1 ]; then
     rm -rf "$DEST/etc/logcaster" "$DEST/var/lib/logcaster"
     lc_log "purged $DEST/etc/logcaster and $DEST/var/lib/logcaster"
-    if getent passwd logcaster >/dev/null; then
+    if [ -z "$DEST" ] && getent passwd logcaster >/dev/null; then
         userdel logcaster
         lc_log "removed system user logcaster"
     fi
-    if getent group logcaster >/dev/null; then
+    if [ -z "$DEST" ] && getent group logcaster >/dev/null; then
         groupdel logcaster
         lc_log "removed system group logcaster"
     fi

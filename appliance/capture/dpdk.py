@@ -263,16 +263,19 @@ class DpdkBackend:
 
     def start(self, plan) -> list[str]:
         ports = self._port_plan()
+        # The TAPs net_tap creates at EAL init (a TAP that is there already is only attached to)
+        taps = {p.name: a["iface"] for p, _ in ports if p.vdev and p.vdev.startswith("net_tap")
+                and "iface" in (a := _vdev_args(p.vdev)) and not links.exists(a["iface"])}
         self.eal = Eal(eal_args(self.cfg, plan.worker_cores[0], list(plan.rx_cores)))
         for pcfg, stop_after in ports:
             left = plan.queues - len(self._queues)
             if left <= 0:
                 raise ConfigError(f"capture.ports: no core left for port {pcfg.name} (the plan has {plan.queues} queues)")
+            iface = _vdev_args(pcfg.vdev).get("iface") if pcfg.vdev else None
             port = Port(self.eal, dataclasses.replace(pcfg, queues=min(pcfg.queues, left)), burst=self.cfg.capture.burst)
             self.ports.append(port)
-            iface = _vdev_args(pcfg.vdev).get("iface") if pcfg.vdev else None
-            if iface and pcfg.vdev.startswith("net_tap"):   # net_tap made this TAP: say it is ours
-                links.mark_ours(iface, f"DPDK net_tap of appliance {self.cfg.dpdk.file_prefix}")
+            if pcfg.name in taps:   # net_tap made this TAP: say it is ours (replay then needs no --force)
+                links.mark_ours(taps[pcfg.name], f"DPDK net_tap of appliance {self.cfg.dpdk.file_prefix}")
             if iface:  # net_tap / net_af_xdp / net_af_packet over a kernel interface
                 self._iface_drops[port.info.name] = (iface, _rx_dropped(iface))
             for q in range(port.info.nb_rxq):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from appliance import preflight
 from appliance.batch import SCHEMA, Batch
-from appliance.decoder import Decoder, PcapReader
+from appliance.decoder import NOT_RECORDS, Decoder, PcapReader
 from appliance.errors import ConfigError, LogCasterError
 from appliance.jsonl import JsonlEncoder
 from appliance.timezone import utc_offset_seconds
@@ -77,7 +77,7 @@ def _writing(output: Path | None):
 
 
 def _summary(pcap: Path, packets: int, c: dict, seconds: float) -> None:
-    skipped = c["not_ip"] + c["not_udp"] + c["port_filtered"] + c["malformed"]
+    skipped = sum(c[k] for k in NOT_RECORDS)
     formats = ", ".join(f"{k} {v}" for k, v in c["formats"].items())
     flagged = ", ".join(f"{k} {v}" for k, v in c["flags"].items() if v) or "none"
     click.echo(

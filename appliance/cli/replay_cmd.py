@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -20,7 +21,7 @@ from appliance.errors import ConfigError
 @click.option("--iface", metavar="IFACE", help="Send out of this interface (a veth, or the TAP of a DPDK net_tap port).")
 @click.option("--tap", metavar="NAME", help="Write into TAP NAME (created if missing): the kernel receives the frames "
                                            "on it, for AF_XDP or socket capture.")
-@click.option("--pps", type=click.FloatRange(min=1), help="Packets per second.")
+@click.option("--pps", type=click.IntRange(min=1), help="Packets per second.")
 @click.option("--mbps", type=click.FloatRange(min=0.001), help="Megabits per second (frame bytes).")
 @click.option("--topspeed", is_flag=True, help="As fast as the kernel takes them.")
 @click.option("--loop", "loops", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
@@ -30,7 +31,7 @@ from appliance.errors import ConfigError
 @click.option("--force", is_flag=True, help="Also use an interface LogCaster did not create (never the "
                                             "default-route one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def replay(pcap: Path, iface: str | None, tap: str | None, pps: float | None, mbps: float | None, topspeed: bool,
+def replay(pcap: Path, iface: str | None, tap: str | None, pps: int | None, mbps: float | None, topspeed: bool,
            loops: int, limit: int | None, keep: bool, force: bool, as_json: bool) -> int:
     """Replay the Ethernet frames of PCAP (pcap/pcapng) into an interface or a TAP.
 
@@ -59,7 +60,8 @@ def replay(pcap: Path, iface: str | None, tap: str | None, pps: float | None, mb
             if frames.truncated:
                 click.echo(f"replay: {frames.truncated:,} frames were cut by the capture's snaplen; sent as "
                            f"captured", err=True)
-            result = rp.send(frames, target, pace, loops=loops, limit=limit or 0, progress=_progress())
+            with _progress() as progress:
+                result = rp.send(frames, target, pace, loops=loops, limit=limit or 0, progress=progress)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     line = (f"replay: sent {result.sent:,} of {result.frames:,} frames ({result.bytes:,} bytes) in "
@@ -70,29 +72,27 @@ def replay(pcap: Path, iface: str | None, tap: str | None, pps: float | None, mb
     return exitcodes.OK if result.sent == result.frames else exitcodes.FAILURE
 
 
+@contextmanager
 def _progress():
-    """A rich progress bar on a terminal; a line every 5 s otherwise."""
+    """A progress callback (frames dealt with, total): a rich bar on a
+    terminal, removed however the replay ends; a line every 5 s otherwise."""
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[rate]:>12} pkt/s"), TimeRemainingColumn(), transient=True)
-        state = {"task": None, "t0": time.monotonic()}
+        t0 = time.monotonic()
+        with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]:>12} frames/s"), TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task("replay", total=None, rate="")
 
-        def update(sent: int, total: int) -> None:
-            if state["task"] is None:
-                bar.start()
-                state["task"] = bar.add_task("replay", total=total, rate="")
-            rate = sent / max(1e-9, time.monotonic() - state["t0"])
-            bar.update(state["task"], completed=sent, rate=f"{rate:,.0f}")
-            if sent >= total:
-                bar.stop()
-        return update
+            def update(done: int, total: int) -> None:
+                rate = done / max(1e-9, time.monotonic() - t0)
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
+            yield update
+        return
+    last = [time.monotonic()]
 
-    last = {"t": time.monotonic()}
-
-    def line(sent: int, total: int) -> None:
-        if time.monotonic() - last["t"] >= 5.0:
-            last["t"] = time.monotonic()
-            click.echo(f"replay: {sent:,} of {total:,} frames sent", err=True)
-    return line
+    def line(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= 5.0:
+            last[0] = time.monotonic()
+            click.echo(f"replay: {done:,} of {total:,} frames sent", err=True)
+    yield line

@@ -4,14 +4,16 @@
  * appended to one growing buffer with their offsets, lengths and times.
  *
  * Sending: each frame k (counted over every pass) has a due time from the
- * start: 0 at top speed, k / pps, the bits before it / bps, or its
+ * start: 0 at top speed, k / pps, the bits of the frames before it / bps
+ * (both from the running count, so rounding never adds up), or its
  * timestamp's distance from the first one (a pass lasts the capture's span
  * plus one mean gap). Frames that are due go out in bursts of at most
  * LC_REPLAY_MAX_BURST: one sendmmsg on an AF_PACKET socket, or one write()
  * each into a TAP. When nothing is due the loop sleeps until the next frame
  * is (spinning only the last few microseconds). A send the kernel refuses
  * for a moment (a full TX queue: ENOBUFS, EAGAIN) is retried after a short
- * pause and counted; a frame it refuses for good (larger than the MTU:
+ * sleep and counted (refused for LC_STUCK_NS in a row, across calls: the
+ * run fails with that errno); a frame it refuses for good (larger than the MTU:
  * EMSGSIZE; EINVAL) is skipped and counted, so the totals always say
  * sent + errors = attempted.
  */
@@ -33,7 +35,7 @@
 #include "lc_clock.h"
 
 #define LC_SPIN_NS 20000            /* closer than this to a due time: spin, do not sleep */
-#define LC_RETRY_PAUSE_NS 20000     /* after ENOBUFS/EAGAIN */
+#define LC_RETRY_PAUSE_NS 50000     /* sleep after ENOBUFS/EAGAIN */
 #define LC_STUCK_NS 2000000000LL    /* refused for a moment this long in a row: give up (-errno) */
 
 struct lc_replay {
@@ -171,16 +173,16 @@ static uint64_t lc_total(const struct lc_replay *r, const struct lc_replay_send 
     return s->limit && s->limit < all ? s->limit : all;
 }
 
-/* When frame number k (pass, idx) is due, in ns from the start; *bps_due is
- * the running due time of LC_PACE_BPS, advanced by the caller. */
+/* When frame number k (pass, idx) is due, in ns from the start; `bits`:
+ * the bits of the frames before it (LC_PACE_BPS). */
 static int64_t lc_due(const struct lc_replay *r, const struct lc_replay_send *s, uint64_t k, uint64_t pass,
-                      uint64_t idx, int64_t bps_due)
+                      uint64_t idx, uint64_t bits)
 {
     switch (s->pace) {
     case LC_PACE_PPS:
         return (int64_t)((unsigned __int128)k * 1000000000u / s->rate);
     case LC_PACE_BPS:
-        return bps_due;
+        return (int64_t)((unsigned __int128)bits * 1000000000u / s->rate);
     case LC_PACE_CAPTURE: {
         int64_t span = r->ts[r->n - 1] - r->ts[0];
         int64_t gap = r->n > 1 ? span / (int64_t)(r->n - 1) : 0;
@@ -192,17 +194,20 @@ static int64_t lc_due(const struct lc_replay *r, const struct lc_replay_send *s,
     }
 }
 
+static void lc_nap(int64_t ns)
+{
+    struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
+    nanosleep(&ts, NULL);
+}
+
 static void lc_sleep_until(int64_t t_ns)
 {
     for (;;) {
         int64_t now = lc_mono_ns();
         if (now >= t_ns)
             return;
-        if (t_ns - now > LC_SPIN_NS) {
-            int64_t nap = t_ns - now - LC_SPIN_NS / 2;
-            struct timespec ts = {nap / 1000000000LL, nap % 1000000000LL};
-            nanosleep(&ts, NULL);
-        }
+        if (t_ns - now > LC_SPIN_NS)
+            lc_nap(t_ns - now - LC_SPIN_NS / 2);
     }
 }
 
@@ -257,67 +262,64 @@ int lc_replay_run(const struct lc_replay *r, struct lc_replay_send *s, int64_t s
     if (!r || !s || s->loops == 0 || (s->kind != LC_REPLAY_PACKET && s->kind != LC_REPLAY_TAP) ||
         ((s->pace == LC_PACE_PPS || s->pace == LC_PACE_BPS) && s->rate == 0))
         return -EINVAL;
-    uint64_t total = lc_total(r, s);
-    int64_t now = lc_mono_ns();
-    int64_t deadline = now + slice_ns;
-    int64_t stuck_since = 0;
+    s->total = lc_total(r, s);
+    int64_t deadline = (int64_t)lc_mono_ns() + slice_ns;
     if (s->start_ns == 0)
-        s->start_ns = now;
-    while (s->attempted < total) {
+        s->start_ns = (int64_t)lc_mono_ns();
+    while (s->attempted < s->total) {
         uint64_t idx[LC_REPLAY_MAX_BURST];
-        int64_t dues[LC_REPLAY_MAX_BURST];
+        uint64_t bits_before[LC_REPLAY_MAX_BURST + 1];
         int n = 0;
-        uint64_t next = s->next, pass = s->pass;
-        int64_t bps_due = s->due_ns;
-        now = lc_mono_ns();
-        while (n < LC_REPLAY_MAX_BURST && s->attempted + (uint64_t)n < total) {
-            int64_t due = lc_due(r, s, s->attempted + (uint64_t)n, pass, next, bps_due);
+        uint64_t next = s->next, pass = s->pass, bits = s->paced_bits;
+        int64_t now = (int64_t)lc_mono_ns();
+        if (now >= deadline)
+            return 0;
+        while (n < LC_REPLAY_MAX_BURST && s->attempted + (uint64_t)n < s->total) {
+            int64_t due = lc_due(r, s, s->attempted + (uint64_t)n, pass, next, bits);
             if (s->start_ns + due > now) {
-                if (n == 0) {
-                    if (s->start_ns + due > deadline)
-                        return 0;
-                    lc_sleep_until(s->start_ns + due);
-                    now = lc_mono_ns();
-                    continue;
+                if (n > 0)
+                    break;
+                if (s->start_ns + due > deadline) {
+                    lc_sleep_until(deadline);
+                    return 0;
                 }
-                break;
+                lc_sleep_until(s->start_ns + due);
+                now = (int64_t)lc_mono_ns();
+                continue;
             }
             idx[n] = next;
-            dues[n] = bps_due;
+            bits_before[n] = bits;
             n++;
-            if (s->pace == LC_PACE_BPS)
-                bps_due += (int64_t)((unsigned __int128)r->len[next] * 8u * 1000000000u / s->rate);
+            bits += (uint64_t)r->len[next] * 8u;
             if (++next == r->n) {
                 next = 0;
                 pass++;
             }
         }
+        bits_before[n] = bits;
         int done = lc_send_burst(r, s, idx, n);
         if (done < 0) {
             if (done != -ENOBUFS && done != -EAGAIN)
                 return done;
             s->retries++;
-            if (!stuck_since)
-                stuck_since = lc_mono_ns();
-            else if (lc_mono_ns() - stuck_since > LC_STUCK_NS)
+            now = (int64_t)lc_mono_ns();
+            if (!s->stuck_since_ns)
+                s->stuck_since_ns = now;
+            else if (now - s->stuck_since_ns > LC_STUCK_NS)
                 return done;
-            lc_sleep_until(lc_mono_ns() + LC_RETRY_PAUSE_NS);
+            lc_nap(LC_RETRY_PAUSE_NS);
             continue;
         }
-        stuck_since = 0;
-        /* advance the state by the frames dealt with */
-        for (int j = 0; j < done; j++) {
+        s->stuck_since_ns = 0;
+        for (int j = 0; j < done; j++) {       /* the state moves by the frames dealt with */
             if (++s->next == r->n) {
                 s->next = 0;
                 s->pass++;
             }
         }
         s->attempted += (uint64_t)done;
-        if (s->pace == LC_PACE_BPS)
-            s->due_ns = done < n ? dues[done] : bps_due;
-        s->elapsed_ns = lc_mono_ns() - s->start_ns;
-        if (lc_mono_ns() >= deadline && s->attempted < total)
-            return 0;
+        s->paced_bits = bits_before[done];
+        s->elapsed_ns = (int64_t)lc_mono_ns() - s->start_ns;
     }
     return 1;
 }

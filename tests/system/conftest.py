@@ -26,3 +26,26 @@ def _require_root(request):
     if os.geteuid() != 0:
         pytest.skip(f"needs root (running as uid {os.geteuid()}): system tests change hugepages, mounts, "
                     "network namespaces and XDP; run them with sudo")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _service_user_left_as_found():
+    """scripts/install.sh adds the system user `logcaster` (the machine's,
+    also with --destdir); remove it at the end if this session added it."""
+    import grp
+    import pwd
+    import subprocess
+
+    def exists(lookup) -> bool:
+        try:
+            lookup("logcaster")
+            return True
+        except KeyError:
+            return False
+
+    had_user, had_group = exists(pwd.getpwnam), exists(grp.getgrnam)
+    yield
+    if not had_user and exists(pwd.getpwnam):
+        subprocess.run(["userdel", "logcaster"], check=False)
+    if not had_group and exists(grp.getgrnam):
+        subprocess.run(["groupdel", "logcaster"], check=False)

@@ -18,6 +18,7 @@ ExecStart runs:
                                     and ReadWritePaths= read-write
   ProtectHome=yes, PrivateTmp=yes   empty tmpfs on /home, /root, /run/user; own /tmp, /var/tmp
   ProtectKernelTunables=yes         /proc/sys and /sys read-only
+  ProtectKernelModules=yes          /lib/modules and /usr/lib/modules made inaccessible
   MemoryDenyWriteExecute=yes        prctl(PR_SET_MDWE) in the process itself
   SystemCallFilter=,
   SystemCallErrorNumber=,
@@ -25,8 +26,9 @@ ExecStart runs:
                                     expanded by `systemd-analyze syscall-filter`
 
 Not applied (cgroup or /proc-instance features without an equivalent here):
-DevicePolicy/DeviceAllow, ProtectProc, ProtectKernelModules' module-path
-hiding, RestrictNamespaces, RestrictRealtime, LockPersonality, KeyringMode.
+DevicePolicy/DeviceAllow, ProtectProc, RestrictNamespaces, RestrictRealtime,
+LockPersonality, KeyringMode, and what systemd does when the service stops
+(RemoveIPC=, removing RuntimeDirectory= unless RuntimeDirectoryPreserve=).
 
 Paths of the real install (/opt/logcaster, /etc/logcaster, /var/lib/logcaster,
 /run/logcaster) are mapped into the staging root.
@@ -38,6 +40,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,10 +146,16 @@ def service_command(unit_path: Path, root: Path, *, extra_args: tuple[str, ...] 
         "protect_home": (unit.get("ProtectHome") or ["no"])[-1] == "yes",
         "private_tmp": (unit.get("PrivateTmp") or ["no"])[-1] == "yes",
         "protect_tunables": (unit.get("ProtectKernelTunables") or ["no"])[-1] == "yes",
+        "protect_modules": (unit.get("ProtectKernelModules") or ["no"])[-1] == "yes",
         "securebits": "noroot-locked" in " ".join(unit.get("SecureBits", [])),
         "seccomp": syscall_policy(unit),
         "exec": shlex.split(_staged(unit["ExecStart"][-1], root)) + list(extra_args),
     }
+    # The last step runs behind PrivateTmp and ProtectHome: a checkout under /tmp or /root (CI's)
+    # is hidden there, so it runs from a copy in the staging root.
+    stub = root / "opt/systemd-like-stub.py"
+    shutil.copyfile(STUB, stub)
+    spec["stub"] = str(stub)
     return ["unshare", "--mount", "--propagation", "private", sys.executable, str(HERE / "systemd_like_run.py"),
             json.dumps(spec)], spec
 
@@ -160,7 +169,7 @@ def setpriv_argv(spec: dict) -> list[str]:
         argv.append("--securebits=+noroot,+noroot_locked")
     if spec["no_new_privs"]:
         argv.append("--no-new-privs")
-    return argv + ["--", "/usr/bin/python3", str(STUB), json.dumps(spec["seccomp"]), "--"]
+    return argv + ["--", "/usr/bin/python3", spec["stub"], json.dumps(spec["seccomp"]), "--"]
 
 
 if __name__ == "__main__":      # show what would run: systemd_like.py UNIT ROOT

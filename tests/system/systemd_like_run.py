@@ -51,6 +51,9 @@ if spec["protect_system"] == "strict":
             for mp in below:
                 if mp == p or mp.startswith(p.rstrip("/") + "/"):
                     subprocess.run(["mount", "-o", "remount,bind,rw", mp], check=False, capture_output=True)
+if spec["protect_modules"]:
+    for d in sorted({os.path.realpath(p) for p in ("/lib/modules", "/usr/lib/modules") if os.path.isdir(p)}):
+        mount("-t", "tmpfs", "-o", "ro,mode=0000", "tmpfs", d)
 if spec["protect_tunables"]:
     mount("--bind", "/proc/sys", "/proc/sys")
     mount("-o", "remount,bind,ro", "/proc/sys")

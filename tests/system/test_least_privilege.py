@@ -153,11 +153,13 @@ def test_the_service_captures_without_root(installed, link, backend):
     uid = pwd.getpwnam("logcaster").pw_uid
     with Service(root, capture, config(root, backend, port)) as svc:
         svc.wait_for("capturing:")
-        # what it runs as: the service user, the unit's capabilities only (workers: none at all)
+        # what it runs as: the service user, the unit's capabilities only; its workers
+        # (and anything else it started): none at all
         procs = _tree(svc.proc.pid)
         assert "run -c" in procs[0]["cmd"] and len(procs) >= 2, procs
         assert all(p["uid"] == uid for p in procs), procs
         assert procs[0]["eff"] == _caps(svc.spec["caps"]), procs[0]
+        assert all(p["eff"] == 0 for p in procs[1:]), procs
         # its ring: on the service's own hugetlbfs mount, in a directory only it can enter
         home = root / HUGE_MOUNT / f"logcaster-{uid}"
         [ring] = list(home.iterdir())

@@ -84,7 +84,7 @@ def test_scrapes_during_a_run_and_the_last_equals_the_final_summary(tmp_path):
             except (urllib.error.URLError, ConnectionError):
                 refused_at = time.monotonic()
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         run = app.wait()
     assert run.rc == 0, run.stderr
     assert refused_at is not None, "the endpoint closed when the appliance exited"

@@ -5,6 +5,7 @@ the same probe, and one smoke run against this machine."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -155,3 +156,34 @@ def test_smoke_on_this_machine():
     assert proc.returncode in (exitcodes.OK, exitcodes.ENVIRONMENT), proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == N_CHECKS and all(line.startswith(("OK ", "MISSING ")) for line in lines)
+
+
+def test_the_unit_grants_what_the_probe_says_capture_needs():
+    """One list: the capabilities the probe (and doctor) check are the ones
+    the installed unit grants, ambient and bounding, no more."""
+    settings = {}
+    for line in (ROOT / "scripts/logcaster.service").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key in ("AmbientCapabilities", "CapabilityBoundingSet"):
+            settings[key] = set(value.split())
+    assert settings["AmbientCapabilities"] == settings["CapabilityBoundingSet"] == set(probe.SERVICE_CAPABILITIES)
+    checked = {probe.CAP_NAMES[c] for c in dr.CAPABILITIES} | {"CAP_IPC_LOCK"}    # IPC_LOCK: the memlock check
+    assert checked == set(probe.SERVICE_CAPABILITIES)
+
+
+def test_headers_that_cannot_be_looked_at_are_missing_not_a_crash(tmp_path, monkeypatch):
+    """systemd's ProtectKernelModules=yes makes /lib/modules inaccessible
+    (stat fails with EACCES): the probe says the headers are missing, and
+    auto takes sockets, instead of failing the start with a traceback."""
+    (tmp_path / "modules/6.1.0-99-amd64/build").mkdir(parents=True)
+    real_stat = os.stat
+
+    def no_access(path, *args, **kw):
+        if "modules" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kw)
+
+    monkeypatch.setattr(os, "stat", no_access)
+    headers, looked = probe.find_headers("6.1.0-99-amd64", modules_root=tmp_path / "modules",
+                                         sysfs_root=tmp_path / "sys")
+    assert headers is None and "build" in looked

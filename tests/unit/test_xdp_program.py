@@ -64,8 +64,12 @@ def test_missing_capabilities_are_named(tmp_path):
     from appliance import probe
     from appliance.errors import ENVIRONMENT
 
+    (tmp_path / "modules/6.1.0-99-amd64/build").mkdir(parents=True)     # headers present: only caps differ
+
     def host(caps):
-        return probe.probe(caps=caps, euid=1000, importer=lambda name: None, shim=lambda name: None)
+        return probe.probe(caps=caps, euid=1000, importer=lambda name: None, shim=lambda name: None,
+                           modules_root=tmp_path / "modules", sysfs_root=tmp_path / "sys",
+                           kernel_release="6.1.0-99-amd64")
 
     with pytest.raises(XdpError) as e:
         loader.check_privileges(host=host(0))
