@@ -48,7 +48,10 @@ def free_port() -> int:
 
 def sh(*cmd: str, ns: str | None = None, **kw) -> subprocess.CompletedProcess:
     full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(full, check=True, capture_output=True, text=True, **kw)
+    proc = subprocess.run(full, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(full[:8])} ... exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
 
 
 def query_range(prom: str, expr: str, start: float, end: float, step: float = 2.0) -> list[dict]:
@@ -83,6 +86,7 @@ def run(seconds: float, out: Path) -> None:
     try:
         for ns in (cap_ns, snd_ns):
             sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "link", "add", cap_if, "netns", cap_ns, "type", "veth", "peer", "name", snd_if, "netns", snd_ns)
         sh("ip", "-n", cap_ns, "link", "set", cap_if, "up")
         sh("ip", "-n", snd_ns, "link", "set", snd_if, "up")
@@ -91,7 +95,7 @@ def run(seconds: float, out: Path) -> None:
            cwd=REPO)
         cfg = {"capture": {"backend": "afxdp", "ports": [cap_if], "udp_ports": [514]},
                "sinks": [{"type": "parquet", "path": str(work / "parquet"), "rotate_seconds": 5}],
-               "dpdk": {"file_prefix": f"lcdash{pid}"}, "ring": {"size": "128MiB"},
+               "dpdk": {"file_prefix": f"lcdash{pid}"},
                "metrics": {"listen": f"127.0.0.1:{metrics_port}"}, "stats_interval_s": 5}
         (work / "logcaster.yaml").write_text(json.dumps(cfg))
         appliance = subprocess.Popen(["ip", "netns", "exec", cap_ns, sys.executable, "-m", "appliance.cli.main",
@@ -144,13 +148,21 @@ def run(seconds: float, out: Path) -> None:
 def draw(plt, dash: dict, results: dict, start: float, out: Path) -> None:
     """The panels in the dashboard's grid (24 columns), Grafana's dark look."""
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in dash["panels"])
-    fig = plt.figure(figsize=(16, rows * 0.42), facecolor="#111217")
-    fig.suptitle(f"{dash['title']} — panels of docs/grafana-logcaster.json, queried from Prometheus",
-                 color="#d8d9da", fontsize=12, x=0.01, ha="left")
+    fig = plt.figure(figsize=(16, rows * 0.45), facecolor="#111217")
+    fig.suptitle(f"{dash['title']}: the panels of docs/grafana-logcaster.json, queried from Prometheus",
+                 color="#d8d9da", fontsize=12, x=0.01, y=0.995, ha="left")
+    top, bottom = 0.965, 0.03           # figure fractions for the grid
+
+    def rect(g: dict, stat: bool) -> list[float]:
+        x0, w = g["x"] / 24, g["w"] / 24
+        y0 = bottom + (top - bottom) * (1 - (g["y"] + g["h"]) / rows)
+        h = (top - bottom) * g["h"] / rows
+        pad_l = 0.006 if stat else 0.05            # room for the y tick labels
+        return [x0 + pad_l, y0 + (0.012 if stat else 0.035), w - pad_l - 0.008, h - (0.03 if stat else 0.06)]
+
     for panel in dash["panels"]:
         g = panel["gridPos"]
-        ax = fig.add_axes([g["x"] / 24 + 0.004, 1 - (g["y"] + g["h"]) / rows + 0.012, g["w"] / 24 - 0.008,
-                           g["h"] / rows - 0.035], facecolor="#181b1f")
+        ax = fig.add_axes(rect(g, panel["type"] == "stat"), facecolor="#181b1f")
         ax.set_title(panel["title"], color="#d8d9da", fontsize=9, loc="left")
         for side in ax.spines.values():
             side.set_color("#2c3235")
@@ -171,7 +183,7 @@ def draw(plt, dash: dict, results: dict, start: float, out: Path) -> None:
         for target, s in series:
             xs = [float(t) - start for t, _ in s["values"]]
             ys = [float(v) for _, v in s["values"]]
-            scale, label_unit = (1e6, "µs") if unit == "s" else (100, "%") if unit == "percentunit" else (1, "")
+            scale, label_unit = (1e3, "ms") if unit == "s" else (100, "%") if unit == "percentunit" else (1, "")
             ax.plot(xs, [y * scale for y in ys], linewidth=1.2, label=legend(target["legendFormat"], s["metric"]))
             if label_unit:
                 ax.set_ylabel(label_unit, color="#8e8e8e", fontsize=7)
