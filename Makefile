@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 SCENARIOS ?=
 E2E_ARGS ?=
 
-.PHONY: setup test demo bench bench-e2e fuzz clean
+.PHONY: setup test demo bench bench-e2e fuzz vm-test clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ bench-e2e: setup
 
 fuzz: setup
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The test VM alone (it also runs inside `make test`): a Debian 12 guest with a virtio NIC under QEMU.
+vm-test: setup
+	$(PY) -m pytest tests/system/test_vm.py tests/unit/test_vagrant.py -v
 
 clean:
 	rm -rf build dpdk_shim/_core*.so dpdk_shim/*.o logcaster-data .pytest_cache

@@ -269,10 +269,13 @@ class Worker:
 
 
 def worker_main(spec: WorkerSpec, conn) -> None:
-    """Entry point of a worker process (multiprocessing, spawn). It needs no
-    capability (its ring and sinks are its user's files): it gives up any it
-    was started with (a root run's workers get all of them at exec)."""
-    drop_capabilities()
+    """Entry point of a worker process (multiprocessing, spawn). Run by the
+    service's user, it needs no capability (its ring and sinks are that
+    user's files) and gives up any it has. Run by root it stays root: root
+    without CAP_DAC_OVERRIDE could not reach a sink under another user's
+    directory (/var/lib/logcaster is the service's, 0750)."""
+    if os.geteuid() != 0:
+        drop_capabilities()
     logging.basicConfig(level=logging.INFO, format=f"worker q{spec.queue_id}: %(message)s")
     if spec.cpu is not None:
         try:

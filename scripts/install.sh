@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install LogCaster as an appliance (Debian 12, as root), from this checkout:
 #
-#   sudo scripts/install.sh [--destdir DIR] [--hugepages N] [--no-packages] [--no-start]
+#   sudo scripts/install.sh [--destdir DIR] [--hugepages N] [--wheelhouse DIR] [--no-packages] [--no-start]
 #
 #   - Debian packages the build and the run need, kernel headers for bcc
 #   - the system user and group `logcaster`
@@ -17,6 +17,11 @@
 #     say what each setting is for), both enabled
 #   - without --destdir: applied now (pages reserved, mount, service started
 #     when systemd runs; --no-start to leave it stopped)
+#
+# --wheelhouse DIR installs from wheels built elsewhere (DIR holds
+# logcaster-*.whl and every dependency: `pip wheel -w DIR .` on a machine
+# with the same Debian), without building and without a network: an
+# air-gapped appliance, the test VM (vagrant/guest.py).
 #
 # --destdir DIR (or DESTDIR=DIR) stages every file under DIR (tests; the
 # venv there runs from DIR only) and changes nothing else on the machine but
@@ -35,12 +40,14 @@ DEST="${DESTDIR:-}"
 HUGEPAGES=512
 PACKAGES=1
 START=1
+WHEELHOUSE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --destdir) DEST="${2:?--destdir needs a directory}"; shift 2 ;;
         --destdir=*) DEST="${1#*=}"; shift ;;
         --hugepages) HUGEPAGES="${2:?--hugepages needs a count}"; shift 2 ;;
         --no-packages) PACKAGES=0; shift ;;
+        --wheelhouse) WHEELHOUSE="${2:?--wheelhouse needs a directory}"; shift 2 ;;
         --no-start) START=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -113,23 +120,31 @@ source_digest() {
 
 app() {
     dir 0755 root:root "$APP"
-    local digest stamp="$APP/.source-sha256"
-    digest="$(source_digest)"
+    local digest stamp="$APP/.source-sha256" wheels pip_from=()
+    if [ -n "$WHEELHOUSE" ]; then
+        wheels="$WHEELHOUSE"
+        pip_from=(--no-index --find-links "$WHEELHOUSE")
+        digest="$(sha256sum "$WHEELHOUSE"/logcaster-*.whl | cut -d' ' -f1)"
+    else
+        wheels="$SCRATCH/wheels"
+        digest="$(source_digest)"
+    fi
     if [ -x "$APP/venv/bin/logcaster" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
         return 0
     fi
     if [ ! -x "$APP/venv/bin/python" ]; then
         lc_log "creating $APP/venv (--system-site-packages, for Debian's bcc)"
         /usr/bin/python3 -m venv --system-site-packages "$APP/venv"
-        "$APP/venv/bin/pip" install -q --upgrade pip
+        [ -n "$WHEELHOUSE" ] || "$APP/venv/bin/pip" install -q --upgrade pip
     fi
-    local wheels="$SCRATCH/wheels"
-    lc_log "building the wheel (compiles the cffi modules)"
-    "$APP/venv/bin/pip" wheel -q --no-deps -w "$wheels" "$ROOT"
-    "$APP/venv/bin/pip" install -q --force-reinstall --no-deps "$wheels"/logcaster-*.whl
-    "$APP/venv/bin/pip" install -q "$wheels"/logcaster-*.whl      # its dependencies
+    if [ -z "$WHEELHOUSE" ]; then
+        lc_log "building the wheel (compiles the cffi modules)"
+        "$APP/venv/bin/pip" wheel -q --no-deps -w "$wheels" "$ROOT"
+    fi
+    "$APP/venv/bin/pip" install -q "${pip_from[@]}" --force-reinstall --no-deps "$wheels"/logcaster-*.whl
+    "$APP/venv/bin/pip" install -q "${pip_from[@]}" "$wheels"/logcaster-*.whl      # its dependencies
     echo "$digest" > "$stamp"
-    lc_log "installed $(basename "$wheels"/logcaster-*.whl) in $APP/venv"
+    lc_log "installed $(basename "$wheels"/logcaster-*.whl) in $APP/venv${WHEELHOUSE:+ (from $WHEELHOUSE, offline)}"
 }
 
 share() {

@@ -17,6 +17,8 @@ DEVELOPMENT_PACKAGES=(
     git make bpfcc-tools libclang-rt-14-dev
     tcpreplay iputils-ping rsyslog
     python3-seccomp systemd     # the least-privilege test runs the unit's sandbox the way systemd would
+    qemu-system-x86 busybox-static cpio   # the test VM (vagrant/guest.py)
+    vagrant vagrant-libvirt               # `vagrant validate` of vagrant/Vagrantfile
 )
 
 lc_log() { printf '[%s] %s\n' "${LC_LOG_TAG:-logcaster}" "$*"; }

@@ -22,6 +22,8 @@ import errno
 import logging
 import mmap
 import os
+import socket
+import struct
 import threading
 from dataclasses import dataclass
 
@@ -206,6 +208,29 @@ class XskRxLoop:
         return {**rxq_stats_dict(self.stats_c), "wakeups": self.conf.wakeups, "sleeps": self.conf.sleeps}
 
 
+SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC = 263, 1, 1     # linux/if_packet.h
+
+
+def promiscuous(ifname: str) -> socket.socket:
+    """A packet socket that holds `ifname` promiscuous (frames to other MACs
+    reach XDP: a SPAN port, a VM NIC whose hypervisor filters by MAC) for as
+    long as it is open; the kernel drops the membership when it closes, a
+    crash included. Receives nothing itself (protocol 0)."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP,
+                            struct.pack("iHH8s", loader.ifindex_of(ifname), PACKET_MR_PROMISC, 0, b""))
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise AfXdpError(f"{ifname}: cannot make it promiscuous (needs CAP_NET_RAW; or set "
+                         f"capture.ports[].promiscuous: false)", errno=exc.errno,
+                         category=ENVIRONMENT if exc.errno in (errno.EPERM, errno.EACCES) else None) from None
+    return sock
+
+
 @dataclass
 class _Queue:
     ifname: str
@@ -228,6 +253,7 @@ class AfXdpBackend:
         self.opts = cfg.afxdp              # xdp_mode, zerocopy, hugepages, need_wakeup, deny, idle_*
         self.udp_ports = tuple(cfg.capture.udp_ports) or DEFAULT_UDP_PORTS
         self.programs: dict[str, XdpProgram] = {}
+        self.promiscuous: dict[str, socket.socket] = {}     # interface -> the socket holding it promiscuous
         self.queues: list[_Queue] = []
         self.loops: list[XskRxLoop] = []
         self._final_nic: dict | None = None
@@ -252,6 +278,8 @@ class AfXdpBackend:
                                      f"(the plan has {plan.queues} queues)", errno=errno.EINVAL)
                 nq = min(port.queues, budget)
                 self._start_port(port.name, nq, port.rx_descriptors or DEFAULT_RX_RING)
+                if port.promiscuous:
+                    self.promiscuous[port.name] = promiscuous(port.name)
                 budget -= nq
             for prog in self.programs.values():
                 prog.attach()
@@ -284,6 +312,7 @@ class AfXdpBackend:
 
     def describe(self) -> list[str]:
         lines = [prog.describe() for prog in self.programs.values()]
+        lines += [f"{name}: promiscuous while capturing (capture.ports[].promiscuous)" for name in self.promiscuous]
         lines += [q.sock.describe() for q in self.queues]
         if self.queues and not any(q.sock.zerocopy for q in self.queues):
             lines.append("AF_XDP: copy mode on every queue (the driver has no zero-copy support, or XDP runs "
@@ -348,6 +377,9 @@ class AfXdpBackend:
                 except LogCasterError as exc:
                     errors.append(exc)
         self.queues = []
+        for sock in self.promiscuous.values():
+            sock.close()                # the kernel drops its promiscuity with it
+        self.promiscuous = {}
         for prog in self.programs.values():
             try:
                 prog.close()

@@ -18,7 +18,7 @@ from appliance import links
 from appliance.batch import Batch
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config, PortConfig
-from appliance.errors import ConfigError, LogCasterError, ShimError
+from appliance.errors import ENVIRONMENT, ConfigError, LogCasterError, ShimError
 import dpdk_shim
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,13 @@ class Port:
         self.ffi, self.lib = eal.ffi, eal.lib
         port_id = self.lib.lc_port_by_name(cfg.name.encode())
         if port_id < 0:
+            if cfg.vdev is None and os.geteuid() != 0:      # a PCI port the EAL probed and could not use
+                raise DpdkError(
+                    f"port {cfg.name}: DPDK could not use the device (the EAL lines above say why). Not root, a "
+                    f"port under uio_pci_generic needs CAP_SYS_ADMIN and CAP_SYS_RAWIO, and the service's group "
+                    f"on its files (`logcaster ports bind {cfg.name} --driver uio_pci_generic --group logcaster`); "
+                    f"under vfio-pci, the group on /dev/vfio/N (docs/PRIVILEGES.md)", errno=-port_id,
+                    category=ENVIRONMENT)
             raise DpdkError(f"port {cfg.name}: no such DPDK device (is it bound to a DPDK driver, "
                             f"or is its vdev argument right?)", errno=-port_id)
         conf = self.ffi.new("struct lc_port_conf *", {

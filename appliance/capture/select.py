@@ -1,7 +1,8 @@
 """Which capture backend runs, and why (said at start-up).
 
 `capture.backend: auto` picks DPDK for ports a DPDK driver owns (virtual
-devices, PCI ports bound to vfio-pci/uio), AF_XDP for kernel interfaces when
+devices, PCI ports bound to vfio-pci/uio), AF_XDP for kernel interfaces (a
+PCI address whose device a kernel driver holds means its interface) when
 this host allows it (appliance/probe.py decides: capabilities, bcc, kernel
 headers, locked memory, the built module), and the kernel-socket loop
 otherwise. A backend forced in the config that cannot work here fails at
@@ -10,13 +11,14 @@ start with the reason and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from appliance import probe
 from appliance.config import Config
 from appliance.errors import ConfigError, EnvironmentProblem
-from appliance.ports import DPDK_DRIVERS, PCI_ADDR
+from appliance.ports import DPDK_DRIVERS, PCI_ADDR, interfaces_of
 
 
 def pci_driver(addr: str, sysfs: str = "/sys") -> str | None:
@@ -36,6 +38,17 @@ def dpdk_owns(port, sysfs: str = "/sys") -> tuple[bool, str]:
     return False, f"{port.name} is not a PCI address or vdev"
 
 
+def kernel_interface(name: str, sysfs: str = "/sys") -> str | None:
+    """The kernel interface a port name means: the interface itself, or the
+    (first) interface of a PCI device a kernel driver holds; None if none."""
+    if (Path(sysfs) / "class" / "net" / name).exists():
+        return name
+    if PCI_ADDR.match(name) and pci_driver(name, sysfs) not in (*DPDK_DRIVERS, None):
+        found = interfaces_of(name, sysfs)
+        return found[0] if found else None
+    return None
+
+
 def choose_backend(cfg: Config, sysfs: str = "/sys", host: probe.Host | None = None):
     """(backend instance, reason) for this config on this machine; `host`
     replaces the probe of this machine (tests)."""
@@ -50,18 +63,21 @@ def choose_backend(cfg: Config, sysfs: str = "/sys", host: probe.Host | None = N
         if wanted == "dpdk":
             reason = next(why for ok, why in owned if not ok)
             raise ConfigError(f"capture.backend: dpdk cannot capture here: {reason}")
-    kernel_ifaces = all((Path(sysfs) / "class" / "net" / p.name).exists() for p in ports)
+    ifaces = [kernel_interface(p.name, sysfs) for p in ports]
     problem = None
-    if wanted in ("afxdp", "auto") and kernel_ifaces:
+    if wanted in ("afxdp", "auto") and all(ifaces):
         problem = (host or probe.probe()).bpf_problem()
         if problem is None:
             from appliance.capture.afxdp import AfXdpBackend
 
-            return AfXdpBackend(cfg), f"{', '.join(p.name for p in ports)}: kernel interface(s), AF_XDP allowed here"
+            named = [p.name if p.name == i else f"{p.name} is {i}" for p, i in zip(ports, ifaces)]
+            on_ifaces = dataclasses.replace(cfg, capture=dataclasses.replace(cfg.capture, ports=tuple(
+                dataclasses.replace(p, name=i) for p, i in zip(ports, ifaces))))
+            return AfXdpBackend(on_ifaces), f"{', '.join(named)}: kernel interface(s), AF_XDP allowed here"
         if wanted == "afxdp":
             raise EnvironmentProblem(f"capture.backend: afxdp cannot run here: {problem}")
     elif wanted == "afxdp":
-        missing = next(p.name for p in ports if not (Path(sysfs) / "class" / "net" / p.name).exists())
+        missing = next(p.name for p, i in zip(ports, ifaces) if not i)
         raise ConfigError(f"capture.backend: afxdp: no network interface {missing!r} here")
     from appliance.capture.sockets import SocketBackend
 

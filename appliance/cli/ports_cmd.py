@@ -70,17 +70,20 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @ports.command()
 @click.argument("pci")
 @click.option("--driver", required=True, help="vfio-pci, uio_pci_generic, igb_uio, or a kernel driver to give it back.")
-@click.option("--force", is_flag=True, help="Also take a device whose interface is up (never the default route).")
+@click.option("--force", is_flag=True, help="Also take a device whose interface is up or has routes (never the "
+                                            "default route).")
+@click.option("--group", help="Let this group (the service's: logcaster) use the device once bound to a DPDK driver: "
+                              "/dev/uioN and its sysfs config/resources, or /dev/vfio/N.")
 @click.pass_context
-def bind(ctx: click.Context, pci: str, driver: str, force: bool) -> None:
+def bind(ctx: click.Context, pci: str, driver: str, force: bool, group: str | None) -> None:
     """Bind the device at PCI to DRIVER.
 
     \b
     Examples:
-      logcaster ports bind 0000:03:00.0 --driver uio_pci_generic
+      logcaster ports bind 0000:03:00.0 --driver uio_pci_generic --group logcaster
       logcaster ports bind 0000:03:00.0 --driver virtio-pci     # give it back to the kernel
     """
-    click.echo(pt.bind(pci, driver, force=force, **_roots(ctx)))
+    click.echo(pt.bind(pci, driver, force=force, group=group, **_roots(ctx)))
 
 
 @ports.command()

@@ -19,7 +19,7 @@ ExecStart runs:
   ProtectHome=yes, PrivateTmp=yes   empty tmpfs on /home, /root, /run/user; own /tmp, /var/tmp
   ProtectKernelTunables=yes         /proc/sys and /sys read-only
   ProtectKernelModules=yes          /lib/modules and /usr/lib/modules made inaccessible
-  MemoryDenyWriteExecute=yes        prctl(PR_SET_MDWE) in the process itself
+  MemoryDenyWriteExecute=yes        seccomp, as systemd 252 does (no W+X mmap, no mprotect to X)
   SystemCallFilter=,
   SystemCallErrorNumber=,
   RestrictAddressFamilies=          the same seccomp filter (libseccomp), groups
@@ -51,23 +51,31 @@ INSTALL_PATHS = ("/opt/logcaster", "/etc/logcaster", "/var/lib/logcaster", "/run
 
 
 def parse_unit(path: Path) -> dict[str, list[str]]:
-    """[Service] settings: key -> every value given (in order)."""
+    """[Service] settings of the unit and its drop-ins (<unit>.d/*.conf, in
+    name order, as systemd reads them): key -> every value given, in order;
+    an empty assignment resets the key, as in systemd."""
     out: dict[str, list[str]] = {}
-    section = None
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        if section == "Service" and "=" in line:
-            key, value = line.split("=", 1)
-            out.setdefault(key.strip(), []).append(value.strip())
+    for file in [path, *sorted(path.parent.glob(f"{path.name}.d/*.conf"))]:
+        section = None
+        for raw in file.read_text().splitlines():
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("["):
+                section = line.strip("[]")
+                continue
+            if section == "Service" and "=" in line:
+                key, value = (s.strip() for s in line.split("=", 1))
+                if value:
+                    out.setdefault(key, []).append(value)
+                else:
+                    out.pop(key, None)
     return out
 
 
 def _staged(text: str, root: Path) -> str:
+    if str(root) == "/":            # the real install (in the test VM)
+        return text
     for p in INSTALL_PATHS:
         text = re.sub(rf"(?<![\w/]){re.escape(p)}(?=/|\b)", str(root) + p, text)
     return text

@@ -285,3 +285,33 @@ def _tree(pid: int) -> list[dict]:
         except (psutil.Error, OSError):
             continue
     return out
+
+
+def test_the_emulated_sandbox_refuses_what_the_unit_forbids():
+    """The harness is not a no-op: under the unit's policy a W+X mapping, a
+    socket family not listed and a system call not allowed are refused; a
+    plain mapping and a UDP socket are not."""
+    from systemd_like import parse_unit, syscall_policy
+
+    policy = syscall_policy(parse_unit(REPO / "scripts/logcaster.service"))
+    code = r"""
+import ctypes, errno, mmap, socket
+out = []
+mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE); out.append("rw")
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close(); out.append("udp")
+for what, call in (("wx", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC)),
+                   ("bluetooth", lambda: socket.socket(31, socket.SOCK_RAW, 1))):
+    try:
+        call(); out.append(what + " ALLOWED")
+    except OSError as e:
+        out.append(f"{what} {errno.errorcode[e.errno]}")
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.syscall(165, b"none", b"/mnt", b"tmpfs", 0, None)       # mount(2): @mount is denied
+out.append(f"mount {errno.errorcode[ctypes.get_errno()]}" if rc else "mount ALLOWED")
+print(" ".join(out))
+"""
+    res = subprocess.run(["setpriv", "--no-new-privs", "--", "/usr/bin/python3", str(REPO / "tests/system/systemd_like_stub.py"),
+                          json.dumps(policy), "--", "/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.split() == ["rw", "udp", "wx", "EPERM", "bluetooth", "EAFNOSUPPORT", "mount", "EPERM"], \
+        res.stdout + res.stderr

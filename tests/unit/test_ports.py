@@ -74,8 +74,23 @@ class FakePci:
         link = self.dev(addr) / "driver"
         return os.path.basename(os.readlink(link)) if link.is_symlink() else None
 
-    def install(self, monkeypatch, probe_works: bool = True) -> FakePci:
+    def install(self, monkeypatch, probe_works: bool = True, refuse: tuple[str, ...] = (),
+                modules: tuple[str, ...] = ()) -> FakePci:
+        """Play the kernel: writes move the driver links (no driver takes a
+        device when not probe_works; those in `refuse` never do); `modules`
+        are the driver modules modprobe can load (nothing runs for real)."""
         real = pt.write_attr
+        self.loaded: list[str] = []
+
+        def load(name: str) -> str | None:
+            self.loaded.append(name)
+            if name not in modules:
+                return f"modprobe: FATAL: Module {name} not found in directory /lib/modules/6.1.0-99-amd64"
+            d = self.sys / "bus/pci/drivers" / name
+            d.mkdir(parents=True)
+            (d / "bind").write_text("")
+            (d / "unbind").write_text("")
+            return None
 
         def write(path: Path, text: str) -> None:
             rel = str(Path(path).resolve().relative_to(self.sys.resolve()))
@@ -85,6 +100,8 @@ class FakePci:
                 self.point(text, None)
             elif rel == "bus/pci/drivers_probe" and probe_works:
                 wanted = (self.dev(text) / "driver_override").read_text().strip()
+                if wanted in refuse:
+                    return
                 self.point(text, wanted)
                 if wanted in pt.DPDK_DRIVERS:   # a DPDK driver takes the netdev away
                     for net in self.dev(text).glob("**/net"):
@@ -93,6 +110,7 @@ class FakePci:
                             child.rmdir()
 
         monkeypatch.setattr(pt, "write_attr", write)
+        monkeypatch.setattr(pt, "load_module", load)
         return self
 
     @property
@@ -187,12 +205,34 @@ def test_missing_device_exits_2(fake, capsys):
     assert "no PCI device" in capsys.readouterr().err
 
 
-def test_refuses_a_driver_that_is_not_loaded(fake):
-    with pytest.raises(EnvironmentProblem, match="modprobe igb_uio"):
+def test_a_driver_that_is_not_loaded_is_loaded_or_named(tmp_path, monkeypatch):
+    fake = FakePci(tmp_path, drivers=("virtio-pci", "e1000e")).install(monkeypatch, modules=("uio_pci_generic",))
+    assert pt.bind(DOWN, "uio_pci_generic", **fake.roots) == f"{DOWN} bound to uio_pci_generic (was e1000e)"
+    assert fake.loaded == ["uio_pci_generic"] and fake.driver(DOWN) == "uio_pci_generic"
+    fake.writes.clear()
+    with pytest.raises(EnvironmentProblem, match=r"driver igb_uio is not loaded and could not be "
+                                                 r"\(modprobe igb_uio: modprobe: FATAL: Module igb_uio not found"):
         pt.bind(DOWN, "igb_uio", **fake.roots)
     with pytest.raises(ConfigError, match="not a driver name"):
         pt.bind(DOWN, "../vfio-pci", **fake.roots)
-    assert fake.writes == [] and fake.driver(DOWN) == "e1000e"
+    assert fake.writes == [] and fake.driver(DOWN) == "uio_pci_generic"
+
+
+def test_routes_are_named_and_refused_without_force(fake):
+    """ens5 is down but a route still leaves by it (IPv4 and IPv6)."""
+    with open(fake.proc / "net/route", "a") as f:
+        f.write("ens5\t000012C6\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n")
+    (fake.proc / "net/ipv6_route").write_text(
+        "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 "
+        "00000000000000000000000000000000 00000100 00000001 00000000 00000001 ens5\n"
+        "20010db8001800000000000000000000 40 00000000000000000000000000000000 00 "
+        "00000000000000000000000000000000 00000100 00000001 00000000 00000001 ens5\n")
+    with pytest.raises(EnvironmentProblem) as e:
+        pt.bind(DOWN, "vfio-pci", **fake.roots)
+    assert "routes leave by it: 198.18.0.0/16 dev ens5; 2001:db8:18::/64 dev ens5" in str(e.value)
+    assert "fe80" not in str(e.value) and "is up" not in str(e.value)
+    assert fake.writes == []
+    assert pt.bind(DOWN, "vfio-pci", force=True, **fake.roots).endswith("bound to vfio-pci (was e1000e)")
 
 
 # -- bind / unbind ----------------------------------------------------------
@@ -234,9 +274,23 @@ def test_force_takes_an_up_interface_and_already_bound_is_a_no_op(fake):
     assert "already bound" in pt.bind(UP, "vfio-pci", **fake.roots) and fake.writes == []
 
 
-def test_a_driver_that_does_not_take_the_device_is_reported_and_override_cleared(tmp_path, monkeypatch):
+def test_a_failed_bind_gives_the_device_back(tmp_path, monkeypatch):
+    """vfio-pci does not take the device (no IOMMU): it goes back to e1000e."""
+    fake = FakePci(tmp_path).install(monkeypatch, refuse=("vfio-pci",))
+    with pytest.raises(EnvironmentProblem, match=r"vfio-pci did not take .* no driver then.*IOMMU.*; "
+                                                 r"given back to e1000e"):
+        pt.bind(DOWN, "vfio-pci", **fake.roots)
+    assert fake.driver(DOWN) == "e1000e"
+    assert fake.writes[-1] == (f"devices/pci0000:00/{DOWN}/driver_override", "\n")
+    assert [w for w in fake.writes if w[0].endswith("driver_override")] == [
+        (f"devices/pci0000:00/{DOWN}/driver_override", "vfio-pci"), (f"devices/pci0000:00/{DOWN}/driver_override", "\n"),
+        (f"devices/pci0000:00/{DOWN}/driver_override", "e1000e"), (f"devices/pci0000:00/{DOWN}/driver_override", "\n")]
+
+
+def test_when_no_driver_takes_it_the_error_says_so(tmp_path, monkeypatch):
     fake = FakePci(tmp_path).install(monkeypatch, probe_works=False)
-    with pytest.raises(EnvironmentProblem, match="vfio-pci did not take .* no driver now.*IOMMU"):
+    with pytest.raises(EnvironmentProblem, match="vfio-pci did not take .* no driver then.*giving it back to e1000e "
+                                                 "failed too"):
         pt.bind(DOWN, "vfio-pci", **fake.roots)
     assert fake.writes[-1] == (f"devices/pci0000:00/{DOWN}/driver_override", "\n")
 
@@ -246,3 +300,47 @@ def test_unreadable_routing_table_refuses(fake):
     with pytest.raises(EnvironmentProblem, match="routing table"):
         pt.unbind(DOWN, **fake.roots)
     assert fake.writes == []
+
+
+def test_auto_takes_dpdk_while_bound_and_afxdp_on_the_interface_once_given_back(fake):
+    """A PCI address in the config: DPDK while a DPDK driver holds the
+    device, AF_XDP on its kernel interface when the kernel has it back."""
+    from appliance import probe
+    from appliance.capture.select import choose_backend
+    from appliance.config import from_dict
+
+    cfg = from_dict({"capture": {"backend": "auto", "ports": [DOWN]}, "sinks": ["null"]})
+    (fake.sys / "modules/6.1.0-99-amd64/build").mkdir(parents=True)     # kernel headers for bcc
+    host = probe.probe(caps=-1, importer=lambda name: None, shim=lambda name: None, memlock=-1,
+                       modules_root=fake.sys / "modules", kernel_release="6.1.0-99-amd64")
+    assert host.bpf_problem() is None
+    backend, why = choose_backend(cfg, sysfs=str(fake.sys), host=host)
+    assert backend.name == "afxdp" and backend.cfg.capture.ports[0].name == "ens5", why
+    assert why.startswith(f"{DOWN} is ens5: kernel interface")
+    pt.bind(DOWN, "uio_pci_generic", **fake.roots)
+    backend, why = choose_backend(cfg, sysfs=str(fake.sys), host=host)
+    assert backend.name == "dpdk" and why == f"{DOWN} is bound to uio_pci_generic"
+
+
+def test_bind_with_a_group_lets_that_group_use_the_device(fake, tmp_path):
+    """What DPDK opens for a uio-bound device (/dev/uioN, config, resource*;
+    measured in the test VM) is given to the service's group, nothing else."""
+    import grp
+
+    dev_root = tmp_path / "dev"
+    dev_root.mkdir()
+    (dev_root / "uio0").write_text("")
+    device = fake.dev(DOWN)
+    (device / "uio/uio0").mkdir(parents=True)
+    for name in ("config", "resource", "resource0", "resource1"):
+        (device / name).write_text("")
+        (device / name).chmod(0o600)
+    (dev_root / "uio0").chmod(0o600)
+    group = grp.getgrgid(os.getgid() if os.getuid() else 65534).gr_name
+    out = pt.bind(DOWN, "uio_pci_generic", group=group, dev_root=dev_root, **fake.roots)
+    assert out.endswith(f"group {group} may use it (uio0, config, resource0, resource1)")
+    for path in (dev_root / "uio0", device / "config", device / "resource0", device / "resource1"):
+        assert path.stat().st_gid == grp.getgrnam(group).gr_gid and path.stat().st_mode & 0o777 == 0o660, path
+    assert (device / "resource").stat().st_mode & 0o777 == 0o600, "the read-only summary file is left alone"
+    with pytest.raises(ConfigError, match="no such group"):
+        pt.grant_group(DOWN, "lc-no-such-group", sysfs_root=fake.sys, dev_root=dev_root)
