@@ -4,8 +4,9 @@
 # (vagrant/guest/agent.py on /dev/hvc0). Reaps orphans while it waits.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# /tmp stays the overlay's (writes land in the guest's memory anyway): a
+# tmpfs on it would hide a checkout that lives under the host's /tmp.
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/pts /dev/shm /dev/hugepages /run/lock
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
