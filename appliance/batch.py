@@ -32,11 +32,11 @@ SCHEMA = pa.schema(
         pa.field("procid", pa.string()),
         pa.field("msgid", pa.string()),
         pa.field("structured_data", pa.string()),
-        pa.field("message", pa.string(), nullable=False),
+        pa.field("message", pa.string()),              # null: RFC 5424 without MSG (schema 2)
         pa.field("raw", pa.binary(), nullable=False),
         pa.field("flags", pa.uint16(), nullable=False),
     ],
-    metadata={"logcaster.schema": "1"},
+    metadata={"logcaster.schema": "2"},
 )
 
 # Names of the flag bits, from the shim's LC_F_* constants (one definition).

@@ -14,7 +14,7 @@
  */
 
 #define LC_BATCH_MAGIC 0x3142434c   /* "LCB1" in memory order */
-#define LC_BATCH_VERSION 1
+#define LC_BATCH_VERSION 2   /* 2: message has a validity bitmap (nullable) */
 #define LC_MAX_PAYLOAD 65535        /* largest UDP payload a record holds */
 
 /* Column order is the v1 record schema order (DESIGN.md). */
@@ -61,7 +61,10 @@ enum lc_col_kind {
 #define LC_F_YEAR_INFERRED  0x0100  /* RFC 3164 date without year: year taken from rx_time */
 #define LC_F_EMPTY          0x0200  /* empty UDP payload */
 #define LC_F_NUL_BYTES      0x0400  /* NUL bytes inside MSG (kept in message, as sent) */
-#define LC_F_NBITS 11
+#define LC_F_VERSION        0x0800  /* RFC 5424 VERSION other than 1 (decoded as RFC 5424 all the same) */
+#define LC_F_NEWLINE        0x1000  /* trailing LF/CR/CRLF removed from message (raw keeps them) */
+#define LC_F_AMBIGUOUS      0x2000  /* a header token could be two fields: kept in message, not guessed */
+#define LC_F_NBITS 14
 
 struct lc_col_desc {
     uint32_t kind;          /* enum lc_col_kind */

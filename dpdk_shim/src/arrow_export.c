@@ -38,11 +38,11 @@ static const char *lc_format(int kind)
 
 /* ---- schema --------------------------------------------------------------- */
 
-/* {"logcaster.schema": "1"} in the C data interface's metadata encoding:
+/* {"logcaster.schema": "2"} in the C data interface's metadata encoding:
  * int32 pair count, then per pair int32 length + key, int32 length + value
  * (native endianness). */
 static const char lc_meta_key[] = "logcaster.schema";
-static const char lc_meta_value[] = "1";
+static const char lc_meta_value[] = "2";     /* appliance/batch.py SCHEMA's; 2: message nullable */
 
 struct lc_schema_block {
     struct ArrowSchema children[LC_NCOLS];

@@ -40,7 +40,7 @@ static const struct lc_col_spec lc_cols[LC_NCOLS] = {
     [LC_COL_PROCID] = {"procid", LC_KIND_STR, 1, 16, LC_MAX_PROCID},
     [LC_COL_MSGID] = {"msgid", LC_KIND_STR, 1, 16, LC_MAX_MSGID},
     [LC_COL_STRUCTURED_DATA] = {"structured_data", LC_KIND_STR, 1, 0, 0},
-    [LC_COL_MESSAGE] = {"message", LC_KIND_STR, 0, 0, 0},
+    [LC_COL_MESSAGE] = {"message", LC_KIND_STR, 1, 0, 0},     /* null: RFC 5424 without MSG */
     [LC_COL_RAW] = {"raw", LC_KIND_BIN, 0, 0, 0},
     [LC_COL_FLAGS] = {"flags", LC_KIND_U16, 0, 0, 0},
 };

@@ -29,6 +29,7 @@
 #include "decode_syslog.h"
 #include "ip_text.h"
 #include "record_finish.h"
+#include "utf8.h"
 
 #define LC_ETH_HLEN 14u
 #define LC_SLL_HLEN 16u
@@ -60,67 +61,13 @@ static inline uint16_t lc_rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8)
 
 /* ---- non-first fragments: kept as raw records -------------------------- */
 
-/* Copy p[0..n) as UTF-8, each maximal invalid subpart replaced by U+FFFD
- * (what Python's errors="replace" does). Writes at most 3*n bytes. */
-static uint32_t lc_utf8_sanitize(uint8_t *o, const uint8_t *p, uint32_t n, uint16_t *flags)
-{
-    uint32_t i = 0, w = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c < 0x80) {
-            if (LC_UNLIKELY(c == 0))
-                *flags |= LC_F_NUL_BYTES;
-            o[w++] = c;
-            i++;
-            continue;
-        }
-        uint32_t need;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1;
-        else if (c == 0xe0)
-            need = 2, lo = 0xa0;
-        else if (c == 0xed)
-            need = 2, hi = 0x9f;
-        else if (c >= 0xe1 && c <= 0xef)
-            need = 2;
-        else if (c == 0xf0)
-            need = 3, lo = 0x90;
-        else if (c == 0xf4)
-            need = 3, hi = 0x8f;
-        else if (c >= 0xf1 && c <= 0xf3)
-            need = 3;
-        else
-            need = 0;   /* 0x80..0xc1, 0xf5..0xff: never valid */
-        uint32_t k = 1;
-        if (need) {
-            while (k <= need && i + k < n && p[i + k] >= lo && p[i + k] <= hi) {
-                lo = 0x80;
-                hi = 0xbf;
-                k++;
-            }
-        }
-        if (need && k == need + 1) {
-            memcpy(o + w, p + i, k);
-            w += k;
-        } else {
-            o[w++] = 0xef;
-            o[w++] = 0xbf;
-            o[w++] = 0xbd;
-            *flags |= LC_F_BAD_UTF8;
-        }
-        i += k;
-    }
-    return w;
-}
-
 static uint16_t lc_raw_record(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t row,
                               const uint8_t *p, uint32_t n)
 {
     uint16_t flags = n ? 0 : LC_F_EMPTY;
     lc_str_append(b, LC_COL_FORMAT, row, "raw", 3);
     uint8_t *o = lc_str_reserve(b, LC_COL_MESSAGE);
-    lc_str_commit(b, LC_COL_MESSAGE, row, lc_utf8_sanitize(o, p, n, &flags));
+    lc_str_commit(b, LC_COL_MESSAGE, row, lc_utf8_copy(o, p, n, &flags));
     lc_str_append(b, LC_COL_RAW, row, p, n);
     d->format_counts[LC_FMT_RAW]++;
     return flags;

@@ -31,7 +31,8 @@
  *    text is only in raw).
  *  - MSG: a leading UTF-8 BOM is dropped (RFC 5424 and 3164 alike); a raw
  *    record's message is the whole payload, BOM included. Invalid UTF-8:
- *    each byte not part of a valid sequence becomes U+FFFD (LC_F_BAD_UTF8).
+ *    each maximal invalid subpart becomes one U+FFFD, as Python's
+ *    decode("utf-8", "replace") does (utf8.h; LC_F_BAD_UTF8).
  *    NUL bytes are kept (LC_F_NUL_BYTES). Trailing newlines are kept.
  */
 #include <stdint.h>
@@ -40,11 +41,13 @@
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
 #include "syslog_time.h"
+#include "utf8.h"
 
 #define LC_PRI_MAX 191
 #define LC_PRI_DIGITS 3
 #define LC_BAD_PRI_SCAN 8      /* a malformed PRI must close within p[1..8] */
 #define LC_SD_NAME_MAX 32      /* SD-NAME, RFC 5424 6.3.2 */
+#define LC_SD_NAME_LONG 255    /* longer ones are kept (as syslog-ng does), flagged */
 #define LC_SEQ_DIGITS 10       /* Cisco sequence number "000123: " */
 #define LC_ASCII_MASK 0x8080808080808080ull
 #define LC_ONES 0x0101010101010101ull
@@ -64,6 +67,7 @@ struct lc_rec {
     uint8_t has_pri;
     uint8_t pri;
     uint8_t has_ts;
+    uint8_t no_msg;          /* RFC 5424 without MSG: message is null */
     int64_t ts;
     struct lc_span host, app, procid, msgid, sd;
     uint32_t msg;            /* message is payload[msg..n) */
@@ -106,6 +110,8 @@ static inline uint32_t lc_span_cls(const uint8_t *p, uint32_t i, uint32_t stop, 
 }
 
 static inline uint32_t lc_min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+static inline int lc_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the word scans assume little endian");
 
@@ -172,110 +178,6 @@ static inline struct lc_span lc_span_of(const uint8_t *p, uint32_t n)
     return s;
 }
 
-/* ---- UTF-8 ---------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence starting a non-ASCII byte at s[0..n),
- * 0 if invalid (Unicode 15 table 3-7: no overlongs, no surrogates,
- * nothing above U+10FFFF, no truncation). */
-static inline uint32_t lc_utf8_seq(const uint8_t *s, uint32_t n)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0)
-        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3)
-            return 0;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c < 0xF5) {
-        if (n < 4)
-            return 0;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
-
-/* Copy s[0..n) to out as valid UTF-8: each byte that does not belong to a
- * valid sequence becomes U+FFFD (so out needs 3n bytes). ASCII moves eight
- * bytes at a time. Sets LC_F_BAD_UTF8 / LC_F_NUL_BYTES in *flags. */
-static uint32_t lc_utf8_copy(uint8_t *out, const uint8_t *s, uint32_t n, uint16_t *flags)
-{
-    uint32_t i = 0, o = 0;
-    uint64_t nul = 0;
-    for (;;) {
-        while (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (v & LC_ASCII_MASK)
-                break;
-            nul |= (v - LC_ONES) & ~v & LC_ASCII_MASK;   /* any zero byte */
-            memcpy(out + o, &v, 8);
-            i += 8;
-            o += 8;
-        }
-        if (i >= n)
-            break;
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            nul |= c == 0;
-            out[o++] = c;
-            i++;
-            continue;
-        }
-        uint32_t k = lc_utf8_seq(s + i, n - i);
-        if (LC_LIKELY(k)) {
-            memcpy(out + o, s + i, k);
-            i += k;
-            o += k;
-        } else {
-            out[o] = 0xEF;
-            out[o + 1] = 0xBF;
-            out[o + 2] = 0xBD;
-            o += 3;
-            i++;
-            *flags |= LC_F_BAD_UTF8;
-        }
-    }
-    if (nul)
-        *flags |= LC_F_NUL_BYTES;
-    return o;
-}
-
-/* 1 if s[0..n) is valid UTF-8. */
-static int lc_utf8_valid(const uint8_t *s, uint32_t n)
-{
-    uint32_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (!(v & LC_ASCII_MASK)) {
-                i += 8;
-                continue;
-            }
-        }
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        uint32_t k = lc_utf8_seq(s + i, n - i);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
 /* ---- PRI ------------------------------------------------------------ */
 
 /* PRI at the start of p[0..n). Returns the index after it (0 when the
@@ -305,15 +207,16 @@ static uint32_t lc_parse_pri(const uint8_t *p, uint32_t n, int *pri)
 
 /* SD-ELEMENTs from p[i] == '['. Returns the index after the last
  * well-formed element (i if none). *lenient is set when an element used
- * unquoted PARAM-VALUEs. */
+ * unquoted PARAM-VALUEs or an SD-NAME longer than RFC 5424 allows. */
 static uint32_t lc_parse_sd(const uint8_t *p, uint32_t n, uint32_t i, int *lenient)
 {
     uint32_t good = i;
     while (i < n && p[i] == '[') {
-        uint32_t k = i + 1, unquoted = 0;
-        uint32_t j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_MAX + 1), n);
-        if (j == k || j - k > LC_SD_NAME_MAX)
+        uint32_t k = i + 1, unquoted = 0;   /* or a long SD-NAME: lenient */
+        uint32_t j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_LONG + 1), n);
+        if (j == k || j - k > LC_SD_NAME_LONG)
             return good;
+        unquoted |= j - k > LC_SD_NAME_MAX;
         for (;;) {                                     /* *(SP SD-PARAM) "]" */
             if (j >= n)
                 return good;
@@ -324,9 +227,10 @@ static uint32_t lc_parse_sd(const uint8_t *p, uint32_t n, uint32_t i, int *lenie
             if (p[j] != ' ')
                 return good;
             k = ++j;
-            j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_MAX + 1), n);
-            if (j == k || j - k > LC_SD_NAME_MAX || j >= n || p[j] != '=')
+            j = LC_SPAN_SDNAME(p, k, lc_min(n, k + LC_SD_NAME_LONG + 1), n);
+            if (j == k || j - k > LC_SD_NAME_LONG || j >= n || p[j] != '=')
                 return good;
+            unquoted |= j - k > LC_SD_NAME_MAX;
             j++;
             if (j < n && p[j] == '"') {
                 /* The value ends at the first '"' not escaped by '\' (an odd
@@ -369,19 +273,22 @@ static const uint32_t lc_5424_limits[5] = {
 };
 
 /* "TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [SP MSG]"
- * from p[i] (after "<PRI>1 "). */
+ * from p[i] (after "<PRI>1 "). A field longer than its RFC limit is cut
+ * there and flagged, as syslog-ng and rsyslog do (the rest stays in raw). */
 static void lc_parse_5424(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p,
                           uint32_t n, uint32_t i)
 {
     struct lc_span f[5];
     for (int k = 0; k < 5; k++) {
         uint32_t s = i, lim = lc_5424_limits[k];
-        i = LC_SPAN_PRINT(p, s, n - s > lim ? s + lim + 1 : n, n);
-        if (i == s || i - s > lim || (i < n && p[i] != ' ')) {
+        i = LC_SPAN_PRINT(p, s, n, n);
+        if (i == s || (i < n && p[i] != ' ')) {
             r->flags |= LC_F_BAD_HEADER;               /* record becomes raw */
             return;
         }
-        f[k] = lc_span_of(p + s, i - s);
+        if (i - s > lim)
+            r->flags |= LC_F_BAD_HEADER;               /* too long: cut */
+        f[k] = lc_span_of(p + s, lc_min(i - s, lim));
         if (i < n) {
             i++;                                       /* SP */
         } else if (k < 4) {
@@ -402,9 +309,10 @@ static void lc_parse_5424(const struct lc_decoder *d, struct lc_rec *r, const ui
             *dst[k - 1] = f[k];
 
     /* STRUCTURED-DATA */
-    if (i >= n) {                                      /* missing */
+    if (i >= n) {                                      /* missing, and so is MSG */
         r->flags |= LC_F_BAD_HEADER;
         r->msg = n;
+        r->no_msg = 1;
         return;
     }
     uint32_t e = i;
@@ -424,7 +332,22 @@ static void lc_parse_5424(const struct lc_decoder *d, struct lc_rec *r, const ui
         r->msg = e;
         return;
     }
-    r->msg = e < n ? e + 1 : n;
+    r->msg = e < n ? e + 1 : n;                        /* "SD SP" and nothing: MSG is "" */
+    r->no_msg = e == n;                                /* no SP after SD: no MSG at all */
+}
+
+/* VERSION at p[i..n): NONZERO-DIGIT 0*2DIGIT then SP (RFC 5424 6.2.2).
+ * Returns the index after the SP (0 if there is no version there) and sets
+ * *one when it is "1". */
+static uint32_t lc_version(const uint8_t *p, uint32_t n, uint32_t i, int *one)
+{
+    uint32_t v = i;
+    while (v < n && v - i < 3 && lc_dig(p[v]))
+        v++;
+    if (v == i || p[i] == '0' || v >= n || p[v] != ' ')
+        return 0;
+    *one = v == i + 1 && p[i] == '1';
+    return v + 1;
 }
 
 /* ---- RFC 3164 and vendor dialects ----------------------------------- */
@@ -441,34 +364,119 @@ static int lc_host_token(const uint8_t *p, uint32_t a, uint32_t e)
     return e > a && e - a <= LC_MAX_HOSTNAME && LC_SPAN_HOST(p, a, e, e) == e;
 }
 
-/* RFC 3164 TAG at p[i]: NAME ":" | NAME "[" PID "]" [":"], then SP or end.
- * Sets app (and procid) and returns the index of the content, else i. */
-static uint32_t lc_parse_tag(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i)
+/* A TAG found by lc_scan_tag. */
+struct lc_tag {
+    struct lc_span name, pid;
+    uint32_t content;        /* index of the text after the TAG */
+};
+
+/* RFC 3164 TAG at p[i] (name <= 48 bytes, pid <= 128):
+ *   NAME "[" PID "]" [":"] then SP, or ":" and the text right after it;
+ *   NAME ":" then SP or the end;
+ *   NAME ":" then text that is neither a digit nor '/' ("tag:msg": rsyslog's
+ *   TAG ends at the colon; "CEF:0|...", "LEEF:2.0|...", "http://...",
+ *   "12:00" stay text).
+ * Returns 1 and *t, else 0. */
+static int lc_scan_tag(const uint8_t *p, uint32_t n, uint32_t i, struct lc_tag *t)
 {
     uint32_t j = LC_SPAN_TAG(p, i, lc_min(n, i + LC_MAX_APP_NAME + 1), n);
     if (j == i || j - i > LC_MAX_APP_NAME || j >= n)
-        return i;
-    struct lc_span name = lc_span_of(p + i, j - i), pid = {NULL, 0};
+        return 0;
+    t->name = lc_span_of(p + i, j - i);
+    t->pid = (struct lc_span){NULL, 0};
     if (p[j] == '[') {
         uint32_t k = ++j;
         j = LC_SPAN_PID(p, k, lc_min(n, k + LC_MAX_PROCID + 1), n);
         if (j >= n || p[j] != ']' || j - k > LC_MAX_PROCID)
-            return i;
+            return 0;
         if (j > k)
-            pid = lc_span_of(p + k, j - k);
+            t->pid = lc_span_of(p + k, j - k);
         j++;
-        if (j < n && p[j] == ':')
-            j++;
+        if (j < n && p[j] == ':') {
+            t->content = j + 1 < n && p[j + 1] == ' ' ? j + 2 : j + 1;   /* "[pid]:text" too */
+            return 1;
+        }
     } else if (p[j] == ':') {
         j++;
+        if (j < n && p[j] != ' ') {
+            if (lc_dig(p[j]) || p[j] == '/')
+                return 0;                              /* "CEF:0|", "http://", "10:00" */
+            t->content = j;                            /* "tag:msg" */
+            return 1;
+        }
     } else {
-        return i;
+        return 0;
     }
     if (j < n && p[j] != ' ')
-        return i;                                      /* "CEF:0|...", "http://..." */
-    r->app = name;
-    r->procid = pid;
-    return j < n ? j + 1 : n;
+        return 0;
+    t->content = j < n ? j + 1 : n;
+    return 1;
+}
+
+/* 1 if a TAG name is Cisco's "%FACILITY-SEVERITY-MNEMONIC" ("%ASA-6-302013",
+ * "%SYS-5-CONFIG_I"): '%', a letter, and a '-' followed by a digit. */
+static int lc_cisco_mnemonic(struct lc_span name)
+{
+    if (name.n < 4 || name.p[0] != '%' || (unsigned)((name.p[1] | 0x20) - 'a') >= 26)
+        return 0;
+    for (uint32_t k = 2; k + 1 < name.n; k++)
+        if (name.p[k] == '-' && lc_dig(name.p[k + 1]))
+            return 1;
+    return 0;
+}
+
+/* The TAG at p[i], if there is one: sets app (and procid) and returns the
+ * index where the message starts, else i. Cisco's "%FAC-SEV-MNEMONIC:" is
+ * a TAG whose text is part of the message (Cisco's message format is
+ * "%FACILITY-SEVERITY-MNEMONIC: text"): the message starts at the '%'. */
+static uint32_t lc_parse_tag(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i)
+{
+    struct lc_tag t;
+    if (!lc_scan_tag(p, n, i, &t))
+        return i;
+    r->app = t.name;
+    r->procid = t.pid;
+    return lc_cisco_mnemonic(t.name) ? i : t.content;
+}
+
+/* 1 if a TAG or a Cisco %MNEMONIC starts at p[i] (what makes the token
+ * before it a host name where that is otherwise unsure). */
+static int lc_tag_follows(const uint8_t *p, uint32_t n, uint32_t i)
+{
+    struct lc_tag t;
+    return i < n && (p[i] == '%' || lc_scan_tag(p, n, i, &t));
+}
+
+/* 1 if a word that could be a TAG without its ':' starts at p[i]: letters,
+ * digits, '.', '_', '-', '/' (RFC 3164 4.1.3 lets a space end the TAG;
+ * syslog-ng and rsyslog read "host sshd text" so, Beats and go-syslog keep
+ * "sshd text" as the message), up to the TAG limit, then a space or the
+ * end. */
+static int lc_word_like_tag(const uint8_t *p, uint32_t n, uint32_t i)
+{
+    uint32_t k = i;
+    while (k < n && k - i <= LC_MAX_APP_NAME &&
+           (lc_dig(p[k]) || (unsigned)((p[k] | 0x20) - 'a') < 26 || p[k] == '.' || p[k] == '_' ||
+            p[k] == '-' || p[k] == '/'))
+        k++;
+    return k > i && k - i <= LC_MAX_APP_NAME && (k == n || p[k] == ' ');
+}
+
+/* 1 if p[a..e) is an IPv6 address as text: hex digits, '.' and at least
+ * two ':' ("1::", "0002::", "2001:db8::1", "::ffff:1.2.3.4"). */
+static int lc_ipv6_token(const uint8_t *p, uint32_t a, uint32_t e)
+{
+    uint32_t colons = 0;
+    if (e - a < 2 || e - a > LC_MAX_IP_TEXT)
+        return 0;
+    for (uint32_t k = a; k < e; k++) {
+        uint8_t c = p[k] | 0x20;
+        if (p[k] == ':')
+            colons++;
+        else if (!lc_dig(p[k]) && p[k] != '.' && !(c >= 'a' && c <= 'f'))
+            return 0;
+    }
+    return colons >= 2;
 }
 
 /* What may follow a Cisco sequence number: a timestamp or a %MNEMONIC. */
@@ -481,6 +489,21 @@ static int lc_cisco_next(const struct lc_decoder *d, const uint8_t *p, uint32_t 
         return 1;
     lc_ts_bsd(p + i, n - i, d->tz_offset_s, rx_ns, ts);
     return ts->len > 0;
+}
+
+/* A line card's prefix after a Cisco sequence number ("3408: CLC 6/0:
+ * Dec 11 ..."): up to LC_MODULE_MAX bytes holding a '/' and no ':', then
+ * ": ". Returns the index after it, else i. */
+#define LC_MODULE_MAX 24
+static uint32_t lc_cisco_module(const uint8_t *p, uint32_t n, uint32_t i)
+{
+    uint32_t c = lc_find(p, i, lc_min(n, i + LC_MODULE_MAX), ':');
+    if (c == i || c + 1 >= n || p[c] != ':' || p[c + 1] != ' ' || lc_find(p, i, c, '/') == c)
+        return i;
+    for (uint32_t k = i; k < c; k++)
+        if (!lc_print(p[k]) && p[k] != ' ')
+            return i;
+    return c + 2;
 }
 
 /* A Cisco message behind a relay's BSD header ("<189>Jan 15 10:00:05 host
@@ -526,6 +549,62 @@ static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p,
  *    too, so app_name holds the mnemonic as sent (with '%').
  *  - MSG: the rest; without timestamp and TAG the whole text after PRI.
  * Returns 1 if a timestamp was recognised (valid or not). */
+/* AIX's syslogd relaying: "Message forwarded from HOST: " before the
+ * sender's own text. Returns the index after it (setting the host), else i. */
+static const char lc_forwarded[] = "Message forwarded from ";
+#define LC_FORWARDED_LEN (sizeof(lc_forwarded) - 1)
+
+static uint32_t lc_parse_forwarded(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i)
+{
+    if (n - i <= LC_FORWARDED_LEN || memcmp(p + i, lc_forwarded, LC_FORWARDED_LEN) != 0)
+        return i;
+    uint32_t a = i + LC_FORWARDED_LEN, c = lc_find(p, a, n, ':');
+    if (c >= n || !lc_host_token(p, a, c) || (c + 1 < n && p[c + 1] != ' '))
+        return i;
+    r->host = lc_span_of(p + a, c - a);
+    return c + 1 < n ? c + 2 : n;
+}
+
+/* HOSTNAME at p[i], after a BSD timestamp and its SP. Returns the index
+ * after the host and its SP, or i when the token is no host:
+ *  - a printable token without '[' that is not a %MNEMONIC; "-": null;
+ *  - IPv6 addresses are hosts even when they end in ':' ("1::");
+ *  - "name:" is a host only when a TAG or %MNEMONIC follows ("host: su:
+ *    text"); else it is the TAG, flagged ambiguous (Beats and syslog-loose
+ *    take it as the host, rsyslog and syslog-ng as the TAG);
+ *  - after a timestamp ending in ':' (Cisco "10:00:00: ") a host only
+ *    when a TAG or %MNEMONIC follows;
+ *  - a token that is the whole rest is the host, flagged ambiguous
+ *    (syslog-ng takes it as the program);
+ *  - ASA's "host : %ASA-..." skips the lone ':'. */
+static uint32_t lc_parse_host(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i,
+                              int after_colon)
+{
+    uint32_t e = lc_token_end(p, n, i);
+    if (e == i || p[i] == '%' || !lc_host_token(p, i, e))
+        return i;
+    uint32_t next = e < n ? e + 1 : n, end = e;
+    if (lc_ipv6_token(p, i, e)) {
+        /* an address, whatever it ends with */
+    } else if (p[e - 1] == ':') {
+        if (e - 1 == i || !lc_tag_follows(p, n, next)) {
+            r->flags |= LC_F_AMBIGUOUS;                /* "word: text": TAG, or host? */
+            return i;
+        }
+        end = e - 1;
+    } else if (after_colon && !lc_tag_follows(p, n, next)) {
+        return i;
+    } else if (e == n) {
+        r->flags |= LC_F_AMBIGUOUS;                    /* one word: host, or program? */
+        return i;
+    }
+    if (!lc_is_nil(p + i, end - i))
+        r->host = lc_span_of(p + i, end - i);
+    if (next < n && p[next] == ':' && (next + 1 == n || p[next + 1] == ' '))
+        next = next + 1 < n ? next + 2 : n;            /* ASA: "host : %ASA-..." */
+    return next;
+}
+
 static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p, uint32_t n,
                          uint32_t i, int64_t rx_ns)
 {
@@ -533,11 +612,14 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
     uint32_t ts_at = UINT32_MAX;                       /* where ts was parsed */
     int have_host = 0;
 
+    while (i < n && p[i] == ' ')                       /* "<13> Jan  1 ...": spaces after PRI */
+        i++;
+
     uint32_t q = i;
     while (q < n && q - i < LC_SEQ_DIGITS && lc_dig(p[q]))
         q++;
     if (q + 1 < n && p[q] == ':' && p[q + 1] == ' ') {
-        uint32_t a = q + 2, e = lc_token_end(p, n, a);
+        uint32_t a = q + 2, e = lc_token_end(p, n, a), m;
         if (e < n && e - a >= 2 && p[e - 1] == ':' && p[a] != '%' && lc_host_token(p, a, e - 1) &&
             lc_cisco_next(d, p, n, e + 1, rx_ns, &ts)) {
             r->host = lc_span_of(p + a, e - 1 - a);    /* "123: host: ..." */
@@ -545,6 +627,8 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
             i = ts_at = e + 1;
         } else if (lc_cisco_next(d, p, n, a, rx_ns, &ts)) {
             i = ts_at = a;
+        } else if ((m = lc_cisco_module(p, n, a)) != a && lc_cisco_next(d, p, n, m, rx_ns, &ts)) {
+            i = ts_at = m;                             /* "CLC 6/0: " skipped */
         } else {
             /* IOS XR: "123: RP/0/RSP0/CPU0:Jan 15 ...": the node is skipped */
             uint32_t c = lc_find(p, a, e, ':');
@@ -568,20 +652,23 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
         i += ts.len;
         if (i < n)
             i++;                                       /* SP */
-        if (!have_host && !ts.colon && i < n) {
-            uint32_t e = lc_token_end(p, n, i);
-            if (e > i && p[e - 1] != ':' && p[i] != '%' && lc_host_token(p, i, e)) {
-                if (!lc_is_nil(p + i, e - i))
-                    r->host = lc_span_of(p + i, e - i);
-                i = e < n ? e + 1 : n;
-                if (i < n && p[i] == ':' && (i + 1 == n || p[i + 1] == ' '))
-                    i = i + 1 < n ? i + 2 : n;         /* ASA: "host : %ASA-..." */
-            }
+        uint32_t fwd = lc_parse_forwarded(r, p, n, i);
+        if (fwd != i) {
+            have_host = 1;
+            i = fwd;
         }
+        if (ts.year_after)
+            r->flags |= LC_F_AMBIGUOUS;                /* rsyslog: that year is the host */
+        if (!have_host && i < n)
+            i = lc_parse_host(r, p, n, i, ts.colon);
         i = lc_skip_cisco_body(d, p, n, i, rx_ns);
+    } else {
+        i = lc_parse_forwarded(r, p, n, i);
     }
-    i = lc_parse_tag(r, p, n, i);
-    r->msg = i;
+    uint32_t content = lc_parse_tag(r, p, n, i);
+    if (content == i && found && lc_word_like_tag(p, n, i))
+        r->flags |= LC_F_AMBIGUOUS;                    /* "host word text": is word the TAG? */
+    r->msg = content;
     return found;
 }
 
@@ -594,16 +681,35 @@ static inline void lc_put_span(struct lc_batch_hdr *b, int col, uint32_t row, st
 }
 
 uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t row,
-                          const uint8_t *p, uint32_t n, int64_t rx_ns)
+                          const uint8_t *payload, uint32_t size, int64_t rx_ns)
 {
     struct lc_rec r;
     memset(&r, 0, sizeof(r));
     r.fmt = LC_FMT_RAW;
 
-    if (LC_UNLIKELY(n == 0)) {
+    /* What is parsed: the payload without the padding some senders put
+     * before "<PRI>" and without the line breaks after the message (both
+     * stay in raw; the second is flagged). */
+    uint32_t n = size, lead = 0, t = size;
+    while (t > 0 && (payload[t - 1] == ' ' || payload[t - 1] == '\t'))
+        t--;                                           /* padding after the line break */
+    if (t > 0 && (payload[t - 1] == '\n' || payload[t - 1] == '\r')) {
+        while (t > 0 && (payload[t - 1] == '\n' || payload[t - 1] == '\r'))
+            t--;
+        n = t;
+        r.flags |= LC_F_NEWLINE;
+    }
+    while (lead < n && lc_space(payload[lead]))
+        lead++;
+    if (lead == n || payload[lead] != '<')
+        lead = 0;                                      /* no PRI behind it: the text is the message */
+    const uint8_t *p = payload + lead;
+    n -= lead;
+
+    if (LC_UNLIKELY(size == 0)) {
         r.flags = LC_F_EMPTY;
     } else {
-        int pri;
+        int pri, one = 0;
         uint32_t i = lc_parse_pri(p, n, &pri);
         if (LC_LIKELY(pri >= 0)) {
             r.has_pri = 1;
@@ -611,15 +717,29 @@ uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t
         } else {
             r.flags |= LC_F_BAD_PRI;
         }
-        if (i > 0 && i + 1 < n && p[i] == '1' && p[i + 1] == ' ') {
-            lc_parse_5424(d, &r, p, n, i + 2);
+        uint32_t v = i > 0 ? lc_version(p, n, i, &one) : 0;
+        if (v && one) {
+            lc_parse_5424(d, &r, p, n, v);
+        } else if (v) {
+            /* VERSION 2..999: RFC 5424 only if the whole header is well
+             * formed (a valid or nil timestamp, SD present and valid), else
+             * the text after PRI is BSD ("<13>2 words ..."). */
+            struct lc_rec tried = r;
+            lc_parse_5424(d, &tried, p, n, v);
+            if (tried.fmt == LC_FMT_RFC5424 && !(tried.flags & (LC_F_BAD_HEADER | LC_F_BAD_TIMESTAMP))) {
+                r = tried;
+                r.flags |= LC_F_VERSION;
+            }
+        }
+        if (r.fmt == LC_FMT_RFC5424 || (v && one)) {
+            /* decided: RFC 5424, or a version-1 header that is malformed (raw) */
         } else if (pri >= 0) {
             r.fmt = LC_FMT_RFC3164;
             lc_parse_3164(d, &r, p, n, i, rx_ns);
         } else if (lc_parse_3164(d, &r, p, n, i, rx_ns)) {
             r.fmt = LC_FMT_RFC3164;                    /* no PRI, but a timestamp */
         } else {
-            uint16_t keep = r.flags & LC_F_BAD_PRI;    /* not syslog: raw */
+            uint16_t keep = r.flags & (LC_F_BAD_PRI | LC_F_NEWLINE);    /* not syslog: raw */
             memset(&r, 0, sizeof(r));
             r.fmt = LC_FMT_RAW;
             r.flags = keep;
@@ -629,10 +749,15 @@ uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t
             r.has_ts = 0;
             r.host = r.app = r.procid = r.msgid = r.sd = (struct lc_span){NULL, 0};
             r.msg = 0;
-        } else if (r.msg + 3 <= n && p[r.msg] == 0xEF && p[r.msg + 1] == 0xBB &&
-                   p[r.msg + 2] == 0xBF) {
+            r.no_msg = 0;
+        } else if (r.msg + 3 <= n && p[r.msg] == 0xEF && p[r.msg + 1] == 0xBB && p[r.msg + 2] == 0xBF) {
             r.msg += 3;                                /* BOM */
         }
+    }
+    if (r.fmt == LC_FMT_RAW) {                         /* the whole text, padding included */
+        p = payload;
+        n += lead;
+        lead = 0;
     }
 
     if (r.has_pri) {
@@ -647,11 +772,13 @@ uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t
     lc_put_span(b, LC_COL_PROCID, row, r.procid);
     lc_put_span(b, LC_COL_MSGID, row, r.msgid);
     lc_put_span(b, LC_COL_STRUCTURED_DATA, row, r.sd);
-    uint8_t *out = lc_str_reserve(b, LC_COL_MESSAGE);
-    uint32_t m = n > r.msg ? lc_utf8_copy(out, p + r.msg, n - r.msg, &r.flags) : 0;
-    lc_str_commit(b, LC_COL_MESSAGE, row, m);
-    if (n)
-        lc_str_append(b, LC_COL_RAW, row, p, n);
+    if (!r.no_msg) {
+        uint8_t *out = lc_str_reserve(b, LC_COL_MESSAGE);
+        uint32_t m = n > r.msg ? lc_utf8_copy(out, p + r.msg, n - r.msg, &r.flags) : 0;
+        lc_str_commit(b, LC_COL_MESSAGE, row, m);
+    }
+    if (size)
+        lc_str_append(b, LC_COL_RAW, row, payload, size);
     else
         lc_str_commit(b, LC_COL_RAW, row, 0);
     d->format_counts[r.fmt]++;

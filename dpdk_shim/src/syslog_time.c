@@ -90,6 +90,45 @@ LC_INLINE unsigned lc_month(const uint8_t *p)
     return 0;
 }
 
+/* The rest of a full month name after its first three letters ("uary" of
+ * January), any case; "" for May. */
+static const char *const lc_month_rest[13] = {
+    "", "uary", "ruary", "ch", "il", "", "e", "y", "ust", "tember", "ober", "ember", "ember",
+};
+
+/* Bytes of the month name at p[0..n) ending before a space: three letters
+ * or the full name (any case), 0 if it is neither; *m its number. */
+static uint32_t lc_month_name(const uint8_t *p, uint32_t n, unsigned *m)
+{
+    if (n < 4 || !(*m = lc_month(p)))
+        return 0;
+    if (p[3] == ' ')
+        return 3;
+    const char *rest = lc_month_rest[*m];
+    uint32_t k = 0;
+    while (rest[k] && 3 + k < n && (p[3 + k] | 0x20) == rest[k])
+        k++;
+    return rest[k] == 0 && k > 0 && 3 + k < n && p[3 + k] == ' ' ? 3 + k : 0;
+}
+
+/* A plausible year after the time ("Jan 15 10:00:00 2024"): 4 digits in
+ * [LC_YEAR_MIN, LC_YEAR_MAX], then the end, a space, or ':' and the end or
+ * a space ("2001:db8::1" is an IPv6 host name, not a year). */
+#define LC_YEAR_MIN 1980
+#define LC_YEAR_MAX 2099
+static int lc_year_after(const uint8_t *p, uint32_t n, uint32_t i, unsigned *y)
+{
+    if (i + 5 > n || p[i] != ' ' || !lc_digits(p, n, i + 1, 4))
+        return 0;
+    uint32_t j = i + 5;
+    if (j < n && p[j] == ':')
+        j++;
+    if (j < n && p[j] != ' ')
+        return 0;
+    *y = lc_num4(p + i + 1);
+    return *y >= LC_YEAR_MIN && *y <= LC_YEAR_MAX;
+}
+
 int64_t lc_days_from_civil(int64_t y, unsigned m, unsigned d) { return lc_civil_days(y, m, d); }
 
 unsigned lc_month3(const uint8_t *p) { return lc_month(p); }
@@ -111,13 +150,16 @@ static const struct { char name[LC_ZONE_MAX + 1]; int32_t off; } lc_zones[] = {
     {"BST", LC_ZONE_CONFIGURED}, {"AST", LC_ZONE_CONFIGURED},
 };
 
-/* 1 and *off if p[0..k) names a zone in the table. */
-static int lc_zone_lookup(const uint8_t *p, uint32_t k, int32_t *off)
+static inline int lc_letter(uint8_t c) { return (unsigned)((c | 0x20) - 'a') < 26; }
+
+/* 1 and *off if p[0..k) names a zone in the table (upper case, or any case
+ * when `any_case`). */
+static int lc_zone_lookup(const uint8_t *p, uint32_t k, int any_case, int32_t *off)
 {
     for (unsigned z = 0; z < sizeof(lc_zones) / sizeof(lc_zones[0]); z++) {
         const char *name = lc_zones[z].name;
         uint32_t j = 0;
-        while (j < k && name[j] && (uint8_t)name[j] == p[j])
+        while (j < k && name[j] && (uint8_t)name[j] == (any_case ? p[j] & ~0x20 : p[j]))
             j++;
         if (j == k && name[k] == 0) {
             *off = lc_zones[z].off;
@@ -135,8 +177,8 @@ struct lc_civil {
     int bad;            /* a field had the right shape but is out of range */
 };
 
-/* "hh:mm:ss[.f{1,9}]" at p[i..n). Returns the index after it, 0 if the
- * shape is wrong. More than 9 fraction digits: consumed, c->bad set. */
+/* "hh:mm:ss[.f+]" at p[i..n). Returns the index after it, 0 if the shape
+ * is wrong. Fraction digits past the ninth are read and dropped. */
 LC_INLINE uint32_t lc_parse_hms(const uint8_t *p, uint32_t n, uint32_t i, struct lc_civil *c)
 {
     if (i + 8 > n)
@@ -164,10 +206,7 @@ LC_INLINE uint32_t lc_parse_hms(const uint8_t *p, uint32_t n, uint32_t i, struct
         static const uint32_t scale[LC_FRAC_MAX_DIGITS + 1] = {
             0, 100000000, 10000000, 1000000, 100000, 10000, 1000, 100, 10, 1,
         };
-        if (k > LC_FRAC_MAX_DIGITS)
-            c->bad = 1;
-        else
-            c->frac_ns = f * scale[k];
+        c->frac_ns = f * scale[k < LC_FRAC_MAX_DIGITS ? k : LC_FRAC_MAX_DIGITS];
     }
     return i;
 }
@@ -266,7 +305,7 @@ void lc_ts_bsd(const uint8_t *p, uint32_t n, int32_t tz_offset_s, int64_t rx_ns,
     uint32_t i = 0;
 
     out->len = 0;
-    out->valid = out->year_inferred = out->colon = 0;
+    out->valid = out->year_inferred = out->colon = out->year_after = 0;
     if (n < 3)
         return;
     if (lc_dig(p[0])) {
@@ -279,16 +318,18 @@ void lc_ts_bsd(const uint8_t *p, uint32_t n, int32_t tz_offset_s, int64_t rx_ns,
                 return;
             goto zone;
         }
-        if (p[4] != ' ' || n < 9 || !(c.mo = lc_month(p + 5)) || p[8] != ' ')
+        uint32_t k = p[4] == ' ' ? lc_month_name(p + 5, n - 5, &c.mo) : 0;
+        if (!k)
             return;
         c.y = lc_num4(p);                               /* yyyy Mmm dd hh:mm:ss (NX-OS) */
-        i = 9;
+        i = 5 + k + 1;
     } else {
         if (p[0] == '*' || p[0] == '.')                 /* Cisco: clock not in sync */
             i = 1;
-        if (i + 4 > n || !(c.mo = lc_month(p + i)) || p[i + 3] != ' ')
+        uint32_t k = lc_month_name(p + i, n - i, &c.mo);
+        if (!k)
             return;
-        i += 4;
+        i += k + 1;
     }
     if (i < n && p[i] == ' ')                           /* "Oct  1" */
         i++;
@@ -308,20 +349,27 @@ void lc_ts_bsd(const uint8_t *p, uint32_t n, int32_t tz_offset_s, int64_t rx_ns,
     i = lc_parse_hms(p, n, i, &c);
     if (!i)
         return;
+    unsigned year_after;
+    if (!has_year && lc_year_after(p, n, i, &year_after)) {
+        c.y = year_after;                               /* Mmm dd hh:mm:ss yyyy */
+        has_year = 1;
+        out->year_after = 1;
+        i += 5;
+    }
 
 zone:
     /* A zone abbreviation from the table, only where it cannot be a host
      * name: before ':' (Cisco, "10:00:00.123 UTC:") or before a year
      * (RFC 3164 5.4 example 3, "05:34:00 CST 1987 host"). */
-    if (!has_off && i + 1 < n && p[i] == ' ' && (unsigned)(p[i + 1] - 'A') < 26) {
+    if (!has_off && i + 1 < n && p[i] == ' ' && lc_letter(p[i + 1])) {
         uint32_t z = i + 1, j = z;
         int32_t zoff;
-        while (j < n && j - z <= LC_ZONE_MAX && (unsigned)(p[j] - 'A') < 26)
+        while (j < n && j - z <= LC_ZONE_MAX && lc_letter(p[j]))
             j++;
         int colon = j < n && p[j] == ':';
         int year = !has_year && j < n && p[j] == ' ' && lc_digits(p, n, j + 1, 4) &&
                    (j + 5 == n || p[j + 5] == ' ' || p[j + 5] == ':');
-        if ((colon || year) && lc_zone_lookup(p + z, j - z, &zoff)) {
+        if ((colon || year) && lc_zone_lookup(p + z, j - z, colon, &zoff)) {
             has_off = 1;
             off = zoff == LC_ZONE_CONFIGURED ? tz_offset_s : zoff;
             i = j;

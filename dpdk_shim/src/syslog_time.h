@@ -18,6 +18,8 @@ struct lc_ts {
     uint8_t year_inferred;    /* 1: the text had no year, taken from rx time */
     uint8_t colon;            /* 1: the text ended in ':' (Cisco/ASA "...:"),
                                  included in len */
+    uint8_t year_after;       /* 1: a year after the time was read as one
+                                 (rsyslog reads it as the host name) */
 };
 
 /* Seconds a BSD date may lie in the future of the receive time before it is
@@ -32,7 +34,8 @@ int64_t lc_days_from_civil(int64_t y, unsigned m, unsigned d);
 unsigned lc_month3(const uint8_t *p);
 
 /* The RFC 5424 TIMESTAMP token p[0..n) (NILVALUE already excluded):
- * full-date "T" full-time with 1..9 fraction digits and Z / +hh:mm.
+ * full-date "T" full-time with fraction digits (beyond 9: cut to ns, as
+ * syslog-ng does) and Z / +hh:mm.
  * Lenient: lowercase t/z, +hhmm, and no offset at all (read in
  * `tz_offset_s`). Returns 1 and sets *ns when the whole token is a valid
  * timestamp, 0 otherwise. */
@@ -41,10 +44,13 @@ int lc_ts_rfc5424(const uint8_t *p, uint32_t n, int32_t tz_offset_s, int64_t *ns
 /* A timestamp where RFC 3164 puts one, at the start of p[0..n):
  *   [*|.]Mmm dd hh:mm:ss[.frac]            day space- or zero-padded
  *   [*|.]Mmm dd yyyy hh:mm:ss[.frac]       (Cisco ASA)
+ *   [*|.]Mmm dd hh:mm:ss[.frac] yyyy       (a year 1980..2099 after the time)
+ * Month names in any case, three letters or in full ("JAN", "January");
  *   yyyy Mmm dd hh:mm:ss[.frac]            (Cisco NX-OS)
  *   yyyy-mm-dd(T| )hh:mm:ss[.frac][Z|+hh:mm|+hhmm]   (ISO 8601 / RFC 3339)
- * optionally followed by a zone abbreviation (" UTC", " CET", ...) where it
- * cannot be a host name: before ':' (Cisco) or before a year
+ * optionally followed by a zone abbreviation (" UTC", " CET", ...; any case
+ * before ':', "gmt:") where it cannot be a host name: before ':' (Cisco) or
+ * before a year
  * ("05:34:00 CST 1987", RFC 3164 5.4); then optionally ':'.
  * The text must end at the end of p, a space or ':'.
  * Without a year, the year is inferred from rx_ns: the year of rx time in

@@ -50,7 +50,7 @@ def decode(payload: bytes, **kw) -> dict:
 
 def expect(payload: bytes, *, fmt: str, pri: int | None = None, ts: str | int | None = None,
            host: str | None = None, app: str | None = None, procid: str | None = None,
-           msgid: str | None = None, sd: str | None = None, msg: str = "", flags: int = 0,
+           msgid: str | None = None, sd: str | None = None, msg: str | None = "", flags: int = 0,
            **kw) -> dict:
     """Decode one payload and assert every syslog column; `ts` is RFC 3339
     text (read in kw's tz_offset_s when it has no zone) or int ns."""
@@ -100,11 +100,12 @@ def test_rfc5424_example3_with_sd():
 
 
 def test_rfc5424_example4_sd_only():
+    # No MSG at all (RFC 5424 6.4: "[SP MSG]" is optional): message is null.
     sd = ('[exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"]'
           '[examplePriority@32473 class="high"]')
     expect(b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 " + sd.encode(),
            fmt="rfc5424", pri=165, ts="2003-10-11T22:14:15.003Z", host="mymachine.example.com",
-           app="evntslog", msgid="ID47", sd=sd, msg="")
+           app="evntslog", msgid="ID47", sd=sd, msg=None)
 
 
 # ---- PRI ---------------------------------------------------------------------
@@ -138,10 +139,27 @@ def test_no_pri_is_raw_even_if_5424_like():
     expect(b"1 - host - - - - x", fmt="raw", msg="1 - host - - - - x", flags=F.BAD_PRI)
 
 
-def test_other_version_is_not_5424():
-    # Only version 1 exists; "<13>2 ..." is read as RFC 3164 text without header.
-    p = b"<13>2 2003-10-11T22:14:15.003Z host app - - - x"
-    expect(p, fmt="rfc3164", pri=13, msg=p[4:].decode())
+@pytest.mark.parametrize("version", [b"2", b"10", b"999"])
+def test_other_version_is_5424_flagged(version):
+    # VERSION = NONZERO-DIGIT 0*2DIGIT (RFC 5424 6.2.2): parsed, and flagged as unusual.
+    expect(b"<13>" + version + b" 2003-10-11T22:14:15.003Z host app - - - x", fmt="rfc5424",
+           pri=13, ts="2003-10-11T22:14:15.003Z", host="host", app="app", msg="x",
+           flags=F.VERSION)
+
+
+@pytest.mark.parametrize("payload", [
+    b"<13>2 words that are no header",        # a version-like digit, then BSD text
+    b"<13>0 2003-10-11T22:14:15.003Z host app - - - x",     # 0 is no version
+    b"<13>1000 2003-10-11T22:14:15.003Z host app - - - x",  # four digits
+    b"<13>02 2003-10-11T22:14:15.003Z host app - - - x",    # leading zero
+])
+def test_not_a_version_is_bsd_text(payload):
+    expect(payload, fmt="rfc3164", pri=13, msg=payload[4:].decode())
+
+
+def test_version_1_malformed_stays_raw():
+    expect(b"<13>1 2003-10-11T22:14:15.003Z", fmt="raw", pri=13,
+           msg="<13>1 2003-10-11T22:14:15.003Z", flags=F.BAD_HEADER)
 
 
 # ---- TIMESTAMP -----------------------------------------------------------------
@@ -168,6 +186,7 @@ def test_other_version_is_not_5424():
     ("2024-01-15t10:00:00z", "2024-01-15T10:00:00Z"),                   # lenient: lowercase
     ("2024-01-15T10:00:00+0100", "2024-01-15T09:00:00Z"),               # lenient: +hhmm
     ("2024-01-15T10:00:00-00:00", "2024-01-15T10:00:00Z"),              # unknown offset
+    ("2024-01-15T10:00:00.1234567890Z", "2024-01-15T10:00:00.123456789Z"),  # past ns: cut
 ])
 def test_timestamp_valid(text, want):
     expect(b"<14>1 " + text.encode() + b" h a - - - m", fmt="rfc5424", pri=14, ts=want,
@@ -191,7 +210,6 @@ def test_timestamp_without_offset_read_in_configured_zone():
     "2024-01-15T24:00:00Z",
     "2024-01-15T23:60:00Z",
     "2024-01-15T23:59:60Z",            # leap second: not allowed (RFC 5424 6.2.3)
-    "2024-01-15T10:00:00.1234567890Z",  # 10 fraction digits
     "2024-01-15T10:00:00.Z",
     "2024-01-15T10:00:00+24:00",
     "2024-01-15T10:00:00+01:60",
@@ -221,8 +239,9 @@ def test_timestamp_nil():
 # ---- header fields -----------------------------------------------------------------
 
 def test_all_nil_and_no_msg():
-    expect(b"<13>1 - - - - - -", fmt="rfc5424", pri=13, msg="")
-    expect(b"<13>1 - - - - - - ", fmt="rfc5424", pri=13, msg="")
+    expect(b"<13>1 - - - - - -", fmt="rfc5424", pri=13, msg=None)   # MSG absent: null
+    expect(b"<13>1 - - - - - - ", fmt="rfc5424", pri=13, msg="")     # "SP" and empty MSG
+    expect(b"<13>1 - - - - - -\n", fmt="rfc5424", pri=13, msg=None, flags=F.NEWLINE)
 
 
 def test_field_length_limits_exact():
@@ -231,12 +250,18 @@ def test_field_length_limits_exact():
     expect(p, fmt="rfc5424", pri=13, host=host, app=app, procid=procid, msgid=msgid, msg="x")
 
 
+LIMITS = {"host": 255, "app": 48, "procid": 128, "msgid": 32}
+
+
 @pytest.mark.parametrize("field", ["host", "app", "procid", "msgid"])
-def test_field_too_long_makes_raw(field):
+def test_field_too_long_is_cut_at_its_limit_and_flagged(field):
+    # as syslog-ng and rsyslog do: the header still parses, the rest is in raw only
     f = {"host": "h", "app": "a", "procid": "p", "msgid": "m"}
-    f[field] = f[field] * {"host": 256, "app": 49, "procid": 129, "msgid": 33}[field]
+    f[field] = f[field] * (LIMITS[field] + 1)
     p = f"<13>1 2024-01-15T10:00:00Z {f['host']} {f['app']} {f['procid']} {f['msgid']} - x".encode()
-    expect(p, fmt="raw", pri=13, msg=p.decode(), flags=F.BAD_HEADER)
+    cut = {k: v[:LIMITS[k]] for k, v in f.items()}
+    expect(p, fmt="rfc5424", pri=13, ts="2024-01-15T10:00:00Z", host=cut["host"], app=cut["app"],
+           procid=cut["procid"], msgid=cut["msgid"], msg="x", flags=F.BAD_HEADER)
 
 
 @pytest.mark.parametrize("payload", [
@@ -268,10 +293,10 @@ def test_header_ends_early_or_empty_field_makes_raw(payload):
 
 def test_missing_sd_after_msgid_keeps_header():
     expect(b"<13>1 2024-01-15T10:00:00Z host app 1 ID", fmt="rfc5424", pri=13,
-           ts="2024-01-15T10:00:00Z", host="host", app="app", procid="1", msgid="ID", msg="",
+           ts="2024-01-15T10:00:00Z", host="host", app="app", procid="1", msgid="ID", msg=None,
            flags=F.BAD_HEADER)
     expect(b"<13>1 2024-01-15T10:00:00Z host app 1 ID ", fmt="rfc5424", pri=13,
-           ts="2024-01-15T10:00:00Z", host="host", app="app", procid="1", msgid="ID", msg="",
+           ts="2024-01-15T10:00:00Z", host="host", app="app", procid="1", msgid="ID", msg=None,
            flags=F.BAD_HEADER)
 
 
@@ -305,12 +330,14 @@ def sd_case(sd_text: bytes, rest: bytes = b" msg", **kw):
 ])
 def test_sd_valid_kept_exactly(sd):
     sd_case(sd, sd=sd.decode(), msg="msg")
-    sd_case(sd, b"", sd=sd.decode(), msg="")
+    sd_case(sd, b"", sd=sd.decode(), msg=None)
+    sd_case(sd, b" ", sd=sd.decode(), msg="")
 
 
 def test_sd_nil():
     sd_case(b"-", msg="msg")
-    sd_case(b"-", b"", msg="")
+    sd_case(b"-", b"", msg=None)
+    sd_case(b"-", b" ", msg="")
 
 
 @pytest.mark.parametrize("sd", [
@@ -324,8 +351,8 @@ def test_sd_nil():
     b'[a b="c" ]',               # trailing SP
     b'[a  b="c"]',               # two SP
     b'[a b=="c"]',
-    b'[' + b"n" * 33 + b']',     # SD-ID too long
-    b'[a ' + b"p" * 33 + b'="v"]',
+    b'[' + b"n" * 256 + b']',    # SD-ID beyond what is kept even with a flag
+    b'[a ' + b"p" * 256 + b'="v"]',
     b'[a=b c="d"]',              # '=' in SD-ID
     b'[a"b c="d"]',
     b'[a b="\xff"]',             # invalid UTF-8 in value
@@ -335,6 +362,13 @@ def test_sd_malformed_first_element(sd):
     msg = (sd + b" msg").decode("utf-8", "replace")
     bad_utf8 = F.BAD_UTF8 if b"\xff" in sd else 0
     sd_case(sd, sd=None, msg=msg, flags=F.BAD_HEADER | bad_utf8)
+
+
+@pytest.mark.parametrize("sd", [b'[' + b"n" * 33 + b']', b'[a ' + b"p" * 33 + b'="v"]',
+                                b'[' + b"n" * 255 + b' ' + b"p" * 255 + b'="v"]'])
+def test_sd_name_longer_than_32_kept_and_flagged(sd):
+    # RFC 5424 allows 32; syslog-ng keeps longer ones, and so do we (flagged)
+    sd_case(sd, sd=sd.decode(), msg="msg", flags=F.BAD_HEADER)
 
 
 def test_sd_malformed_second_element_keeps_first():
@@ -390,9 +424,13 @@ def test_msg_unicode_kept():
     msg_case(text.encode(), text)
 
 
-def test_msg_leading_spaces_and_trailing_newline_kept():
-    msg_case(b"  two leading spaces\n", "  two leading spaces\n")
-    msg_case(b"crlf\r\n", "crlf\r\n")
+def test_msg_leading_spaces_kept_trailing_newlines_dropped_and_flagged():
+    msg_case(b"  two leading spaces\n", "  two leading spaces", F.NEWLINE)
+    msg_case(b"crlf\r\n", "crlf", F.NEWLINE)
+    msg_case(b"cr\r", "cr", F.NEWLINE)
+    msg_case(b"two\n\n", "two", F.NEWLINE)
+    msg_case(b"inner\nline", "inner\nline")
+    msg_case(b"\n", "", F.NEWLINE)
 
 
 @pytest.mark.parametrize("body, msg", [
@@ -406,15 +444,18 @@ def test_msg_leading_spaces_and_trailing_newline_kept():
     (b"\xed\xbf\xbf", "\ufffd" * 3),                 # surrogate U+DFFF
     (b"\xf4\x90\x80\x80", "\ufffd" * 4),             # U+110000
     (b"\xf5\x80\x80\x80", "\ufffd" * 4),
-    (b"\xe2\x82", "\ufffd\ufffd"),                   # truncated at the end
-    (b"\xe2\x82x", "\ufffd\ufffdx"),                 # truncated before ASCII
+    (b"\xe2\x82", "\ufffd"),                         # truncated at the end: one maximal subpart
+    (b"\xe2\x82x", "\ufffdx"),                       # truncated before ASCII
+    (b"\xf0\x9f\x98", "\ufffd"),                     # 3 of 4 bytes
+    (b"\xf0\x9f\x98\xf0\x9f\x98\x80", "\ufffd\U0001f600"),
     (b"\xe2\x82\xac", "€"),                          # valid, for contrast
     (b"\xed\x9f\xbf", "\ud7ff"),                     # last before surrogates
     (b"\xee\x80\x80", "\ue000"),                     # first after surrogates
     (b"\xf4\x8f\xbf\xbf", "\U0010ffff"),
     (b"0123456789abcdef\xff0123456789abcdef", "0123456789abcdef\ufffd0123456789abcdef"),
 ])
-def test_msg_invalid_utf8_each_byte_replaced(body, msg):
+def test_msg_invalid_utf8_is_replaced_as_python_does(body, msg):
+    assert body.decode("utf-8", "replace") == msg
     bad = msg.encode("utf-8", "surrogatepass") != body
     msg_case(body, msg, F.BAD_UTF8 if bad else 0)
 
