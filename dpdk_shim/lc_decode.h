@@ -73,3 +73,9 @@ int lc_batch_jsonl(const struct lc_batch_hdr *b, uint32_t first, uint32_t n, int
 int64_t lc_decode_buffer(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
                          const uint8_t *buf, const uint32_t *lens, uint32_t n,
                          int64_t rx_ns, uint64_t *batches);
+
+/* The copy floor of lc_decode_buffer over the same Ethernet frames: find
+ * each UDP payload and copy it into the batch's raw column, nothing else
+ * (bench/decode.py reports decode against it). Returns rows written. */
+int64_t lc_copy_floor_buffer(struct lc_batch_hdr *b, const uint8_t *buf, const uint32_t *lens,
+                             uint32_t n, int64_t rx_ns, uint64_t *batches);

@@ -6,7 +6,8 @@
 # Builds dpdk_shim/fuzz/fuzz_decode.c with the decoder sources (no pcap, no
 # JSON), seeds a corpus in $FUZZ_OUT (default ./fuzz-out) from
 # dpdk_shim/fuzz/seeds/, tests/data/fuzz/ (past crashes), the lines of
-# tests/data/**/*.txt and the frames of tests/data/**/*.pcap*, and runs.
+# tests/data/**/*.txt, the lines of tests/data/syslog/collectors.jsonl and
+# the frames of tests/data/**/*.pcap*, and runs.
 # Exits non-zero on a crash or a broken invariant; the input that did it is
 # left in $FUZZ_OUT/crashes/: copy it to tests/data/fuzz/ (a regression test
 # decodes every file there) and fix the decoder.
@@ -65,6 +66,17 @@ if [ -d "$ROOT/tests/data" ]; then
         head -n 2000 "$txt" | awk -v p="$OUT/corpus/line_${tag}_" \
             '{ f = p NR; printf "%s", $0 > f; close(f) }'
     done < <(find "$ROOT/tests/data" -name '*.txt' -type f -print0)
+    # the other collectors' lines (tests/data/syslog/collectors.jsonl), one seed each
+    if [ -f "$ROOT/tests/data/syslog/collectors.jsonl" ] && [ -x "$PY" ]; then
+        "$PY" - "$OUT/corpus" "$ROOT/tests/data/syslog/collectors.jsonl" <<'PYEOF'
+import json
+import sys
+from pathlib import Path
+out = Path(sys.argv[1])
+for i, line in enumerate(Path(sys.argv[2]).read_text().splitlines()):
+    (out / f"collectors_{i}").write_bytes(json.loads(line)["line"].encode())
+PYEOF
+    fi
     mapfile -d '' pcaps < <(find "$ROOT/tests/data" \( -name '*.pcap' -o -name '*.pcapng' \) -type f -print0)
     if [ ${#pcaps[@]} -gt 0 ] && [ -x "$PY" ]; then
         "$PY" - "$OUT/corpus" "${pcaps[@]}" <<'PYEOF' || log "could not read the pcaps (scapy missing?), skipped"

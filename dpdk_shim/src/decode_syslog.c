@@ -5,19 +5,25 @@
  * written to the row at the end, so a header found malformed half-way never
  * leaves half a record. Every read is bounds checked against p[0..n).
  *
- * Decisions (docs/FLAGS.md and DESIGN.md describe them for users):
+ * Decisions (docs/SYSLOG.md, docs/FLAGS.md and DESIGN.md describe them for
+ * users):
+ *  - What is parsed: the payload without white space before "<PRI>" and
+ *    without the line breaks that end it (and padding after them):
+ *    LC_F_NEWLINE. raw always keeps every byte.
  *  - PRI: '<' 1-3 digits '>' with value 0..191; leading zeros ("<013>") are
  *    accepted and decoded. Anything else sets LC_F_BAD_PRI and leaves
  *    facility/severity null; a malformed "<...>" (closed within 8 bytes) is
  *    skipped and the rest still parsed.
- *  - Format: "<PRI>1 " starts RFC 5424. Any other text after a valid PRI is
+ *  - Format: "<PRI>1 " starts RFC 5424; "<PRI>2 " .. "<PRI>999 " too when
+ *    the whole header is well formed (LC_F_VERSION). Any other text after a valid PRI is
  *    RFC 3164 (even "<13>hello world": timestamp and hostname null). Without
  *    a valid PRI the record is RFC 3164 only when a timestamp starts the text
  *    (after the malformed PRI, or the Cisco sequence number); otherwise it
  *    is raw. "<bad-PRI>1 " is still tried as RFC 5424.
- *  - RFC 5424 header: a field that is empty, longer than its limit or not
- *    PRINTUSASCII sets LC_F_BAD_HEADER and the record becomes raw (message =
- *    whole payload; facility/severity kept). A timestamp token that is
+ *  - RFC 5424 header: a field that is empty or not PRINTUSASCII sets
+ *    LC_F_BAD_HEADER and the record becomes raw (message = whole payload;
+ *    facility/severity kept); one longer than its limit is cut there and
+ *    flagged LC_F_BAD_HEADER. No MSG at all (no SP after SD): message null. A timestamp token that is
  *    printable but not a valid RFC 3339 time sets LC_F_BAD_TIMESTAMP only.
  *    SD: well-formed elements are kept exactly as sent; at the first
  *    malformed element (or a missing SD) LC_F_BAD_HEADER is set and the
@@ -33,7 +39,10 @@
  *    record's message is the whole payload, BOM included. Invalid UTF-8:
  *    each maximal invalid subpart becomes one U+FFFD, as Python's
  *    decode("utf-8", "replace") does (utf8.h; LC_F_BAD_UTF8).
- *    NUL bytes are kept (LC_F_NUL_BYTES). Trailing newlines are kept.
+ *    NUL bytes are kept (LC_F_NUL_BYTES).
+ *  - A token that two families of senders read as different fields stays
+ *    where the RFC, then syslog-ng and rsyslog, put it, and the record is
+ *    flagged LC_F_AMBIGUOUS (lc_parse_host, lc_word_like_tag).
  */
 #include <stdint.h>
 #include <string.h>
@@ -529,26 +538,6 @@ static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p,
     return i;
 }
 
-/* RFC 3164 as devices send it, from p[i] (after the PRI):
- *   [SEQ ": " [HOST ": "]] [TIMESTAMP [ZONE] [":"] SP] [HOST SP] [TAG] MSG
- *  - SEQ: Cisco's sequence number (0-10 digits, so NX-OS's bare ": " too);
- *    it and "HOST: " are skipped only when a timestamp or "%" follows. The
- *    number itself is not kept in a column (it stays in raw). IOS XR's
- *    node ("RP/0/RSP0/CPU0:" glued to the timestamp) is skipped likewise.
- *    After a relay's BSD header, "SEQ: [TIMESTAMP:] %MNEMONIC" is a Cisco
- *    body: SEQ and its timestamp are skipped (lc_skip_cisco_body).
- *  - TIMESTAMP: the forms of lc_ts_bsd (BSD, with year, ISO 8601, Cisco's
- *    leading '*' or '.' for an unsynchronised clock: the time is decoded as
- *    sent all the same).
- *  - HOST: only after a timestamp that is not Cisco-style (ending in ':'),
- *    and only if the token is printable ASCII, <= 255 bytes, has no '[' and
- *    does not end in ':' (those are TAGs: "<13>Oct 11 22:14:15 su: ...").
- *    "-" is a null host. ASA's "host : %ASA-..." skips the lone ':'.
- *  - TAG: "name:" or "name[pid]" with or without ':' (name <= 48 bytes,
- *    pid <= 128): app_name and procid. Cisco's "%FAC-SEV-MNEMONIC:" is a TAG
- *    too, so app_name holds the mnemonic as sent (with '%').
- *  - MSG: the rest; without timestamp and TAG the whole text after PRI.
- * Returns 1 if a timestamp was recognised (valid or not). */
 /* AIX's syslogd relaying: "Message forwarded from HOST: " before the
  * sender's own text. Returns the index after it (setting the host), else i. */
 static const char lc_forwarded[] = "Message forwarded from ";
@@ -605,6 +594,30 @@ static uint32_t lc_parse_host(struct lc_rec *r, const uint8_t *p, uint32_t n, ui
     return next;
 }
 
+/* RFC 3164 as devices send it, from p[i] (after the PRI):
+ *   [SP*] [SEQ ": " [HOST ": " | MODULE ": "]] [TIMESTAMP [ZONE] [":"] SP]
+ *   ["Message forwarded from " HOST ": "] [HOST SP] [TAG] MSG
+ *  - Spaces after the PRI are skipped.
+ *  - SEQ: Cisco's sequence number (0-10 digits, so NX-OS's bare ": " too);
+ *    it and "HOST: " or a line card's "CLC 6/0: " are skipped only when a
+ *    timestamp or "%" follows. The number itself is not kept in a column
+ *    (it stays in raw). IOS XR's node ("RP/0/RSP0/CPU0:" glued to the
+ *    timestamp) is skipped likewise. After a relay's BSD header,
+ *    "SEQ: [TIMESTAMP:] %MNEMONIC" is a Cisco body: SEQ and its timestamp
+ *    are skipped (lc_skip_cisco_body).
+ *  - TIMESTAMP: the forms of lc_ts_bsd (BSD with month names in any case
+ *    or in full, a year after the day or the time, ISO 8601, Cisco's
+ *    leading '*' or '.' for an unsynchronised clock: the time is decoded as
+ *    sent all the same). A year after the time is flagged LC_F_AMBIGUOUS.
+ *  - "Message forwarded from HOST:" (AIX relaying): HOST is the host.
+ *  - HOST: see lc_parse_host (printable ASCII, <= 255 bytes, no '[';
+ *    IPv6, '/', '@' allowed; "-" is null).
+ *  - TAG: see lc_scan_tag: app_name and procid. Cisco's "%FAC-SEV-MNEMONIC:"
+ *    is a TAG too, so app_name holds the mnemonic as sent (with '%'), and
+ *    the message starts at the '%'.
+ *  - MSG: the rest; without timestamp and TAG the whole text after PRI. A
+ *    word that could be a TAG without its ':' stays here, flagged.
+ * Returns 1 if a timestamp was recognised (valid or not). */
 static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p, uint32_t n,
                          uint32_t i, int64_t rx_ns)
 {
