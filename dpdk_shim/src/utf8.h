@@ -6,14 +6,18 @@
  * U+FFFD), a byte that cannot start or continue a sequence is one subpart
  * each. Pinned against Python by tests/unit/test_utf8.py.
  *
- * ASCII runs move eight bytes at a time; the common all-ASCII message costs
- * one load and one store per eight bytes. Static inline: the syslog layer
+ * ASCII runs move sixteen bytes at a time with SSE2 (eight without it); the
+ * common all-ASCII message costs one load, two tests and one store per
+ * sixteen bytes. Static inline: the syslog layer
  * and the network layer (raw records of fragments) share it.
  */
 #pragma once
 
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "../lc_batch.h"
 #include "lc_batch_write.h"     /* LC_LIKELY */
@@ -65,6 +69,20 @@ static inline uint32_t lc_utf8_copy(uint8_t *out, const uint8_t *s, uint32_t n, 
     uint32_t i = 0, o = 0;
     uint64_t nul = 0;
     for (;;) {
+#ifdef __SSE2__
+        /* o <= 3i (an input byte becomes at most three), so the 16 bytes
+         * stored at o fit out's 3n: o + 16 <= 3(i + 16) <= 3n. */
+        const __m128i zero = _mm_setzero_si128();
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            if (_mm_movemask_epi8(v))
+                break;
+            nul |= (uint64_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+            _mm_storeu_si128((__m128i *)(out + o), v);
+            i += 16;
+            o += 16;
+        }
+#endif
         while (i + 8 <= n) {
             uint64_t v;
             memcpy(&v, s + i, 8);
