@@ -17,7 +17,8 @@
 #define LC_BATCH_VERSION 2   /* 2: message has a validity bitmap (nullable) */
 #define LC_MAX_PAYLOAD 65535        /* largest UDP payload a record holds */
 
-/* Column order is the v1 record schema order (DESIGN.md). */
+/* Column order is the record schema's order (DESIGN.md; schema version 2:
+ * message nullable). */
 enum lc_col {
     LC_COL_RX_TIME = 0,
     LC_COL_SRC_IP,
@@ -61,9 +62,9 @@ enum lc_col_kind {
 #define LC_F_YEAR_INFERRED  0x0100  /* RFC 3164 date without year: year taken from rx_time */
 #define LC_F_EMPTY          0x0200  /* empty UDP payload */
 #define LC_F_NUL_BYTES      0x0400  /* NUL bytes inside MSG (kept in message, as sent) */
-#define LC_F_VERSION        0x0800  /* RFC 5424 VERSION other than 1 (decoded as RFC 5424 all the same) */
-#define LC_F_NEWLINE        0x1000  /* trailing LF/CR/CRLF removed from message (raw keeps them) */
-#define LC_F_AMBIGUOUS      0x2000  /* a header token could be two fields: kept in message, not guessed */
+#define LC_F_VERSION        0x0800  /* RFC 5424 VERSION 2..999, header well formed: decoded as RFC 5424 */
+#define LC_F_NEWLINE        0x1000  /* line breaks ending the payload not in message (raw keeps them) */
+#define LC_F_AMBIGUOUS      0x2000  /* a header token could be two fields (docs/SYSLOG.md: which, and how read) */
 #define LC_F_NBITS 14
 
 struct lc_col_desc {

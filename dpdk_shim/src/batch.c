@@ -23,7 +23,7 @@ struct lc_col_spec {
     uint32_t max;       /* per-record bound (strings); 0 = derived from payload */
 };
 
-/* The v1 record schema; names must match appliance/batch.py's SCHEMA. */
+/* The record schema (version 2); names must match appliance/batch.py's SCHEMA. */
 static const struct lc_col_spec lc_cols[LC_NCOLS] = {
     [LC_COL_RX_TIME] = {"rx_time", LC_KIND_I64, 0, 0, 0},
     [LC_COL_SRC_IP] = {"src_ip", LC_KIND_STR, 0, LC_MAX_IP_TEXT, LC_MAX_IP_TEXT},

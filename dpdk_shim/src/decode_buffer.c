@@ -36,8 +36,10 @@ int64_t lc_decode_buffer(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
 
 /* The UDP payload of an Ethernet frame (VLAN tags, IPv4 options, IPv6
  * without extension headers), with only the checks that keep the reads
- * inside the frame: the least any decoder has to do. Returns its offset
- * and sets *len, or returns 0. */
+ * inside the frame: the least any decoder has to do (the UDP length is not
+ * read: Ethernet padding counts as payload). Returns its offset and sets
+ * *len, or returns 0. The batch it fills is only timed, never published:
+ * columns other than raw are left unwritten. */
 static uint32_t lc_floor_payload(const uint8_t *f, uint32_t n, uint32_t *len)
 {
     uint32_t o = 12;
@@ -76,9 +78,13 @@ int64_t lc_copy_floor_buffer(struct lc_batch_hdr *b, const uint8_t *buf, const u
         uint32_t len, at = lc_floor_payload(frame, lens[i], &len);
         if (!at)
             continue;
+        if (len > LC_MAX_PAYLOAD)
+            len = LC_MAX_PAYLOAD;                      /* as the decoder cuts it */
         if (!lc_batch_room(b, len)) {
             closed++;
             lc_batch_reset(b, b->seq + 1);
+            if (!lc_batch_room(b, len))
+                return -ENOSPC;                        /* a batch too small for one record */
         }
         uint32_t row = lc_row_begin(b);
         lc_str_append(b, LC_COL_RAW, row, frame + at, len);

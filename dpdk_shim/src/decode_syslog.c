@@ -21,7 +21,7 @@
  *    (after the malformed PRI, or the Cisco sequence number); otherwise it
  *    is raw. "<bad-PRI>1 " is still tried as RFC 5424.
  *  - RFC 5424 header: a field that is empty or not PRINTUSASCII sets
- *    LC_F_BAD_HEADER and the record becomes raw (message = whole payload;
+ *    LC_F_BAD_HEADER and the record becomes raw (message = the payload;
  *    facility/severity kept); one longer than its limit is cut there and
  *    flagged LC_F_BAD_HEADER. No MSG at all (no SP after SD): message null. A timestamp token that is
  *    printable but not a valid RFC 3339 time sets LC_F_BAD_TIMESTAMP only.
@@ -36,7 +36,8 @@
  *    the timestamp is null and parsing continues after it (the timestamp
  *    text is only in raw).
  *  - MSG: a leading UTF-8 BOM is dropped (RFC 5424 and 3164 alike); a raw
- *    record's message is the whole payload, BOM included. Invalid UTF-8:
+ *    record's message is the payload (BOM included; without the line
+ *    breaks that end it, as every record's). Invalid UTF-8:
  *    each maximal invalid subpart becomes one U+FFFD, as Python's
  *    decode("utf-8", "replace") does (utf8.h; LC_F_BAD_UTF8).
  *    NUL bytes are kept (LC_F_NUL_BYTES).
@@ -373,6 +374,20 @@ static int lc_host_token(const uint8_t *p, uint32_t a, uint32_t e)
     return e > a && e - a <= LC_MAX_HOSTNAME && LC_SPAN_HOST(p, a, e, e) == e;
 }
 
+static inline int lc_word_byte(uint8_t c)
+{
+    return lc_dig(c) || (unsigned)((c | 0x20) - 'a') < 26 || c == '.' || c == '_' || c == '-' || c == '/';
+}
+
+/* Index after the word starting at p[i] (RFC 3164's alphanumeric TAG
+ * characters and the '.', '_', '-', '/' programs use), at most up to stop. */
+static inline uint32_t lc_word_end(const uint8_t *p, uint32_t i, uint32_t stop)
+{
+    while (i < stop && lc_word_byte(p[i]))
+        i++;
+    return i;
+}
+
 /* A TAG found by lc_scan_tag. */
 struct lc_tag {
     struct lc_span name, pid;
@@ -382,9 +397,9 @@ struct lc_tag {
 /* RFC 3164 TAG at p[i] (name <= 48 bytes, pid <= 128):
  *   NAME "[" PID "]" [":"] then SP, or ":" and the text right after it;
  *   NAME ":" then SP or the end;
- *   NAME ":" then text that is neither a digit nor '/' ("tag:msg": rsyslog's
- *   TAG ends at the colon; "CEF:0|...", "LEEF:2.0|...", "http://...",
- *   "12:00" stay text).
+ *   NAME ":" then text that is not a digit, '/' or '\\', when NAME is a word
+ *   (lc_word_end: "tag:msg": rsyslog's TAG ends at the colon; "CEF:0|...",
+ *   "LEEF:2.0|...", "http://...", "12:00", '{"a":"b"}' stay text).
  * Returns 1 and *t, else 0. */
 static int lc_scan_tag(const uint8_t *p, uint32_t n, uint32_t i, struct lc_tag *t)
 {
@@ -408,8 +423,8 @@ static int lc_scan_tag(const uint8_t *p, uint32_t n, uint32_t i, struct lc_tag *
     } else if (p[j] == ':') {
         j++;
         if (j < n && p[j] != ' ') {
-            if (lc_dig(p[j]) || p[j] == '/')
-                return 0;                              /* "CEF:0|", "http://", "10:00" */
+            if (lc_dig(p[j]) || p[j] == '/' || p[j] == '\\' || lc_word_end(p, i, j - 1) != j - 1)
+                return 0;                              /* "CEF:0|", "http://", "10:00", "C:\\", '{"a":' */
             t->content = j;                            /* "tag:msg" */
             return 1;
         }
@@ -453,7 +468,15 @@ static uint32_t lc_parse_tag(struct lc_rec *r, const uint8_t *p, uint32_t n, uin
 static int lc_tag_follows(const uint8_t *p, uint32_t n, uint32_t i)
 {
     struct lc_tag t;
-    return i < n && (p[i] == '%' || lc_scan_tag(p, n, i, &t));
+    if (i >= n)
+        return 0;
+    if (p[i] == '%') {                                 /* "%ASA-6-1:" or ASA's "%ASA-6-1 :" */
+        uint32_t e = i;
+        while (e < n && e - i <= LC_MAX_APP_NAME && p[e] != ' ' && p[e] != ':')
+            e++;
+        return lc_cisco_mnemonic(lc_span_of(p + i, e - i));
+    }
+    return lc_scan_tag(p, n, i, &t);
 }
 
 /* 1 if a word that could be a TAG without its ':' starts at p[i]: letters,
@@ -463,11 +486,7 @@ static int lc_tag_follows(const uint8_t *p, uint32_t n, uint32_t i)
  * end. */
 static int lc_word_like_tag(const uint8_t *p, uint32_t n, uint32_t i)
 {
-    uint32_t k = i;
-    while (k < n && k - i <= LC_MAX_APP_NAME &&
-           (lc_dig(p[k]) || (unsigned)((p[k] | 0x20) - 'a') < 26 || p[k] == '.' || p[k] == '_' ||
-            p[k] == '-' || p[k] == '/'))
-        k++;
+    uint32_t k = lc_word_end(p, i, lc_min(n, i + LC_MAX_APP_NAME + 1));
     return k > i && k - i <= LC_MAX_APP_NAME && (k == n || p[k] == ' ');
 }
 
@@ -563,8 +582,8 @@ static uint32_t lc_parse_forwarded(struct lc_rec *r, const uint8_t *p, uint32_t 
  *    take it as the host, rsyslog and syslog-ng as the TAG);
  *  - after a timestamp ending in ':' (Cisco "10:00:00: ") a host only
  *    when a TAG or %MNEMONIC follows;
- *  - a token that is the whole rest is the host, flagged ambiguous
- *    (syslog-ng takes it as the program);
+ *  - a token that is the whole rest stays in the message, flagged
+ *    ambiguous (a host to Beats, the program to syslog-ng);
  *  - ASA's "host : %ASA-..." skips the lone ':'. */
 static uint32_t lc_parse_host(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i,
                               int after_colon)
@@ -573,9 +592,7 @@ static uint32_t lc_parse_host(struct lc_rec *r, const uint8_t *p, uint32_t n, ui
     if (e == i || p[i] == '%' || !lc_host_token(p, i, e))
         return i;
     uint32_t next = e < n ? e + 1 : n, end = e;
-    if (lc_ipv6_token(p, i, e)) {
-        /* an address, whatever it ends with */
-    } else if (p[e - 1] == ':') {
+    if (p[e - 1] == ':' && !lc_ipv6_token(p, i, e)) {  /* "1::" is an address */
         if (e - 1 == i || !lc_tag_follows(p, n, next)) {
             r->flags |= LC_F_AMBIGUOUS;                /* "word: text": TAG, or host? */
             return i;
@@ -583,7 +600,7 @@ static uint32_t lc_parse_host(struct lc_rec *r, const uint8_t *p, uint32_t n, ui
         end = e - 1;
     } else if (after_colon && !lc_tag_follows(p, n, next)) {
         return i;
-    } else if (e == n) {
+    } else if (next >= n) {
         r->flags |= LC_F_AMBIGUOUS;                    /* one word: host, or program? */
         return i;
     }
@@ -625,7 +642,7 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
     uint32_t ts_at = UINT32_MAX;                       /* where ts was parsed */
     int have_host = 0;
 
-    while (i < n && p[i] == ' ')                       /* "<13> Jan  1 ...": spaces after PRI */
+    while (i > 0 && i < n && p[i] == ' ')              /* "<13> Jan  1 ...": spaces after PRI */
         i++;
 
     uint32_t q = i;

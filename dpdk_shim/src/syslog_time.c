@@ -152,14 +152,17 @@ static const struct { char name[LC_ZONE_MAX + 1]; int32_t off; } lc_zones[] = {
 
 static inline int lc_letter(uint8_t c) { return (unsigned)((c | 0x20) - 'a') < 26; }
 
-/* 1 and *off if p[0..k) names a zone in the table (upper case, or any case
- * when `any_case`). */
-static int lc_zone_lookup(const uint8_t *p, uint32_t k, int any_case, int32_t *off)
+/* 1 and *off if p[0..k) names a zone in the table, in upper case; with
+ * `utc_any_case`, "utc" and "gmt" in any case too (Cisco's "gmt:"; other
+ * lower-case words before ':' are host names or TAGs). */
+#define LC_ZONES_ANY_CASE 2          /* the first entries: UTC, GMT */
+static int lc_zone_lookup(const uint8_t *p, uint32_t k, int utc_any_case, int32_t *off)
 {
     for (unsigned z = 0; z < sizeof(lc_zones) / sizeof(lc_zones[0]); z++) {
         const char *name = lc_zones[z].name;
+        int fold = utc_any_case && z < LC_ZONES_ANY_CASE;
         uint32_t j = 0;
-        while (j < k && name[j] && (uint8_t)name[j] == (any_case ? p[j] & ~0x20 : p[j]))
+        while (j < k && name[j] && (uint8_t)name[j] == (fold ? p[j] & ~0x20 : p[j]))
             j++;
         if (j == k && name[k] == 0) {
             *off = lc_zones[z].off;

@@ -48,9 +48,9 @@ int lc_ts_rfc5424(const uint8_t *p, uint32_t n, int32_t tz_offset_s, int64_t *ns
  * Month names in any case, three letters or in full ("JAN", "January");
  *   yyyy Mmm dd hh:mm:ss[.frac]            (Cisco NX-OS)
  *   yyyy-mm-dd(T| )hh:mm:ss[.frac][Z|+hh:mm|+hhmm]   (ISO 8601 / RFC 3339)
- * optionally followed by a zone abbreviation (" UTC", " CET", ...; any case
- * before ':', "gmt:") where it cannot be a host name: before ':' (Cisco) or
- * before a year
+ * optionally followed by a zone abbreviation (" UTC", " CET", ...; upper
+ * case, and UTC/GMT in any case before ':', Cisco's "gmt:") where it cannot
+ * be a host name: before ':' (Cisco) or before a year
  * ("05:34:00 CST 1987", RFC 3164 5.4); then optionally ':'.
  * The text must end at the end of p, a space or ':'.
  * Without a year, the year is inferred from rx_ns: the year of rx time in

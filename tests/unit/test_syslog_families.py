@@ -181,3 +181,36 @@ def test_trailing_spaces_without_a_break_are_kept():
 def test_rfc5424_trailing_newline_and_bom():
     expect(b"<14>1 - h a - - - " + BOM + b"m\r\n", fmt="rfc5424", pri=14, host="h", app="a",
            msg="m", flags=F.NEWLINE)
+
+
+# ---- edges of the rules above ------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [b'{"a":"b"}', b"C:\\Windows\\x", b"key=v:w"])
+def test_colon_glued_text_that_is_no_word_stays_text(text):
+    bsd(b"<14>" + text, pri=14, msg=text.decode())
+
+
+def test_host_colon_before_json_is_a_tag_not_a_host():
+    bsd(b'<13>Mar  9 10:00:00 host: {"a":"b"}', pri=13, ts="2024-03-09T10:00:00Z", app="host",
+        msg='{"a":"b"}', flags=F.YEAR_INFERRED | AMB)
+
+
+@pytest.mark.parametrize("word", [b"X4711", b"X4711 ", b"::1"])
+def test_lone_word_after_the_timestamp_stays_in_message(word):
+    bsd(b"<13>Mar  9 10:00:00 " + word, pri=13, ts="2024-03-09T10:00:00Z", msg=word.decode(),
+        flags=F.YEAR_INFERRED | AMB)
+
+
+@pytest.mark.parametrize("word", [b"est", b"cst", b"ut"])
+def test_lower_case_zone_words_before_colon_are_not_zones(word):
+    bsd(b"<13>Mar  9 10:00:00 " + word + b": m", pri=13, ts="2024-03-09T10:00:00Z",
+        app=word.decode(), msg="m", flags=F.YEAR_INFERRED | AMB)
+
+
+def test_timestamp_behind_padding_without_pri_is_not_read():
+    bsd(b"  Mar  9 10:00:00 h a: m", fmt="raw", msg="  Mar  9 10:00:00 h a: m", flags=F.BAD_PRI)
+
+
+def test_percent_word_that_is_no_mnemonic_does_not_make_a_host():
+    bsd(b"<13>Mar  9 10:00:00 word: %done", pri=13, ts="2024-03-09T10:00:00Z", app="word",
+        msg="%done", flags=F.YEAR_INFERRED | AMB)
