@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent / "guest"
 ROOT_MODULES = ("virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay")
 BOOT_TIMEOUT_S = 120.0          # TCG: the kernel in ~5 s, the agent's Python in ~20 more
 KVM_TIMEOUT_S = 30.0
+AGENT_SLACK_S = 30.0            # the host waits this much past a command's own timeout in the guest
 GUEST_MAC = "52:54:00:18:00:10"
 # The capture NIC's PCI address in the guest: apart from this machine's own
 # NIC (0000:00:03.0 on these hosts), so a command meant for the guest can
@@ -302,8 +303,10 @@ class Guest:
     def run(self, argv: list[str], *, timeout: float = 120, check: bool = True, cwd: str | None = None,
             env: dict | None = None, input_text: str | None = None) -> dict:
         """Run argv in the guest to the end (stdin: input_text): {"rc", "stdout", "stderr"}."""
-        r = self.request("run", timeout, argv=[str(a) for a in argv], timeout=timeout, cwd=cwd, env=env or {},
-                         input=input_text)
+        # the host waits longer than the guest's own timeout, so a late answer (or the guest's
+        # timeout report) is read here and never mistaken for the next request's
+        r = self.request("run", timeout + AGENT_SLACK_S, argv=[str(a) for a in argv], timeout=timeout, cwd=cwd,
+                         env=env or {}, input=input_text)
         if check and r["rc"] != 0:
             raise GuestError(f"in the guest: {' '.join(map(str, argv))} exited {r['rc']}:\n{r['stdout'][-3000:]}\n"
                              f"{r['stderr'][-3000:]}\n{self.console_tail()}")
