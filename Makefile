@@ -21,6 +21,7 @@ demo: setup
 bench: setup
 	$(PY) bench/decode.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/relay.py
 
 bench-e2e: setup
 	$(PY) bench/e2e.py $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(E2E_ARGS)

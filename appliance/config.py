@@ -21,7 +21,8 @@ from appliance.timezone import utc_offset_seconds
 BACKENDS = ("dpdk", "afxdp", "socket", "auto")
 MAX_UDP_PORTS = 16                 # capture.udp_ports: the XDP program's port map has this many entries
 MAX_QUEUES = 16                    # capture.ports[i].queues
-SINK_TYPES = ("parquet", "jsonl", "null")
+SINK_TYPES = ("parquet", "jsonl", "null", "relay")
+RELAY_SCHEMES = ("udp", "tcp", "tls")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "ki": 1 << 10, "m": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gi": 1 << 30}
 
 
@@ -103,6 +104,16 @@ class SinkConfig:
     row_group_rows: int = 256 * 1024
     compression: str = "zstd"
     delay_ms: float = 0.0                  # null sink: slow down on purpose, per batch (tests, overload drills)
+    # relay sink: every record's raw payload to each target (fan-out)
+    targets: tuple[tuple[str, str, int], ...] = ()   # (scheme, host, port): udp | tcp | tls
+    framing: str = "octet-counting"        # TCP/TLS: RFC 6587 octet counting, or "lf"
+    tls_ca: str | None = None              # CA file the receiver's certificate is checked against
+    tls_cert: str | None = None            # client certificate (PEM) and its key, if the receiver asks
+    tls_key: str | None = None
+    tls_verify_hostname: bool = True
+    settle_s: float = 1.0                  # TCP/TLS: a batch is committed once the peer ACKed it and
+                                           # the connection stayed up this long after (docs/RELAY.md)
+    connect_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -378,11 +389,48 @@ def _sink(data: Any, path: str) -> SinkConfig:
         row_group_rows=_int(r, "row_group_rows", 256 * 1024, 1024, 16 << 20),
         compression=_str(r, "compression", "zstd", choices=("zstd", "snappy", "lz4", "gzip", "none")),
         delay_ms=_float(r, "delay_ms", 0.0, 0.0, 60000.0),
+        targets=_relay_targets(r, "targets"),
+        framing=_str(r, "framing", "octet-counting", choices=("octet-counting", "lf")),
+        tls_ca=_str(r, "tls_ca", None),
+        tls_cert=_str(r, "tls_cert", None),
+        tls_key=_str(r, "tls_key", None),
+        tls_verify_hostname=_bool(r, "tls_verify_hostname", True),
+        settle_s=_float(r, "settle_s", 1.0, 0.0, 60.0),
+        connect_timeout_s=_float(r, "connect_timeout_s", 5.0, 0.1, 300.0),
     )
     r.done([f.name for f in dataclasses.fields(SinkConfig)])
     if s.type in ("parquet", "jsonl") and not s.path:
         raise ConfigError(f"{path}.path: missing (the {s.type} sink needs a directory)")
+    if s.type == "relay" and not s.targets:
+        raise ConfigError(f"{path}.targets: missing (the relay sink needs at least one, "
+                          f'e.g. ["tcp://198.51.100.7:514"])')
+    if s.type != "relay" and s.targets:
+        raise ConfigError(f"{path}.targets: only a relay sink has targets")
+    if any(t[0] == "tls" for t in s.targets) and not s.tls_ca:
+        raise ConfigError(f"{path}.tls_ca: missing (a tls:// target checks the receiver against a CA file)")
+    if bool(s.tls_cert) != bool(s.tls_key):
+        raise ConfigError(f"{path}: tls_cert and tls_key go together")
     return s
+
+
+def _relay_targets(r: _Reader, name: str) -> tuple[tuple[str, str, int], ...]:
+    """targets: ["udp://HOST:PORT", "tcp://[::1]:514", "tls://relay.example.com:6514"]."""
+    raw = r.take(name, [])
+    if isinstance(raw, str):
+        raw = [raw]
+    allowed = 'a list of "udp://HOST:PORT", "tcp://HOST:PORT" or "tls://HOST:PORT"'
+    if not isinstance(raw, list):
+        raise ConfigError(f"{r.key(name)}: {_show(raw)} is not allowed ({allowed})")
+    out = []
+    for i, text in enumerate(raw):
+        m = re.fullmatch(r"(udp|tcp|tls)://(?:\[([0-9A-Fa-f:.]+)\]|([^:/\[\]]+)):(\d{1,5})",
+                         text) if isinstance(text, str) else None
+        if not m or not 1 <= int(m.group(4)) <= 65535:
+            raise ConfigError(f"{r.key(name)}[{i}]: {_show(text)} is not allowed ({allowed})")
+        out.append((m.group(1), m.group(2) or m.group(3), int(m.group(4))))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{r.key(name)}: a target is listed twice")
+    return tuple(out)
 
 
 def _metrics(data: Any) -> MetricsConfig:

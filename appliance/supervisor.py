@@ -160,7 +160,7 @@ class Supervisor:
         for qr in self.queues:
             qr.rx.launch()
         self.echo(f"capturing: {len(self.queues)} queue(s), sinks: "
-                  + ", ".join(f"{s.type}{' ' + s.path if s.path else ''}" for s in self.cfg.sinks))
+                  + ", ".join(f"{s.type}{' ' + s.path if s.path else ''}" + _targets_text(s) for s in self.cfg.sinks))
 
     def _queue(self, label: str, index: int, plan: topology.CorePlan) -> QueueRun:
         cap = self.cfg.capture
@@ -463,3 +463,11 @@ class Supervisor:
             lines.append(f"  {self.backend.name} {name}: "
                          + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in flat.items()))
         return lines
+
+
+def _targets_text(sink) -> str:
+    """' -> tcp://host:514, udp://...' for a relay sink, '' for the others."""
+    if not sink.targets:
+        return ""
+    return " -> " + ", ".join(f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+                              for scheme, host, port in sink.targets)

@@ -15,7 +15,7 @@ RUNTIME_PACKAGES=(
 # What the tests, benchmarks and fuzzing add (development machines only).
 DEVELOPMENT_PACKAGES=(
     git make bpfcc-tools libclang-rt-14-dev
-    tcpreplay iputils-ping rsyslog
+    tcpreplay iputils-ping rsyslog rsyslog-gnutls openssl   # rsyslog: the e2e peer and the relay sink's receiver
     python3-seccomp systemd     # the least-privilege test runs the unit's sandbox the way systemd would
     qemu-system-x86 busybox-static cpio   # the test VM (vagrant/guest.py)
     vagrant vagrant-libvirt               # `vagrant validate` of vagrant/Vagrantfile

@@ -17,8 +17,9 @@ from appliance.sinks.base import Sink, SinkError
 from appliance.sinks.jsonl import JsonlSink
 from appliance.sinks.null import NullSink
 from appliance.sinks.parquet import ParquetSink
+from appliance.sinks.relay import RelaySink
 
-_KINDS = {"parquet": ParquetSink, "jsonl": JsonlSink, "null": NullSink}
+_KINDS = {"parquet": ParquetSink, "jsonl": JsonlSink, "null": NullSink, "relay": RelaySink}
 
 
 def make_sink(cfg: SinkConfig, queue_id: int, run_id: int = 0) -> Sink:
@@ -26,4 +27,4 @@ def make_sink(cfg: SinkConfig, queue_id: int, run_id: int = 0) -> Sink:
     return _KINDS[cfg.type](cfg, queue_id, run_id)
 
 
-__all__ = ["Sink", "SinkError", "make_sink", "ParquetSink", "JsonlSink", "NullSink"]
+__all__ = ["Sink", "SinkError", "make_sink", "ParquetSink", "JsonlSink", "NullSink", "RelaySink"]

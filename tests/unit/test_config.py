@@ -56,7 +56,15 @@ def test_sizes_and_short_forms():
     (with_("ring.slots", 64), "ring.slots: no longer used (rings are sized in bytes: set ring.size"),
     (with_("ring.size", "1MiB"), "ring.size: 1048576 bytes is not allowed (at least 3MiB: 2 batches of"),
     (with_("ring.size", "lots"), "ring.size: 'lots' is not allowed (a size in bytes"),
-    (with_("sinks", [{"type": "kafka"}]), "sinks[0].type: 'kafka' is not allowed (one of: parquet, jsonl, null)"),
+    (with_("sinks", [{"type": "kafka"}]), "sinks[0].type: 'kafka' is not allowed (one of: parquet, jsonl, null, relay)"),
+    (with_("sinks", [{"type": "relay"}]), "sinks[0].targets: missing (the relay sink needs at least one"),
+    (with_("sinks", [{"type": "relay", "targets": ["http://x:1"]}]), "sinks[0].targets[0]: 'http://x:1' is not allowed"),
+    (with_("sinks", [{"type": "relay", "targets": ["tcp://x:0"]}]), "sinks[0].targets[0]: 'tcp://x:0' is not allowed"),
+    (with_("sinks", [{"type": "relay", "targets": ["tcp://x:1", "tcp://x:1"]}]), "sinks[0].targets: a target is listed twice"),
+    (with_("sinks", [{"type": "relay", "targets": ["tls://x:6514"]}]), "sinks[0].tls_ca: missing"),
+    (with_("sinks", [{"type": "relay", "targets": ["tcp://x:1"], "tls_cert": "c"}]), "sinks[0]: tls_cert and tls_key go together"),
+    (with_("sinks", [{"type": "relay", "targets": ["tcp://x:1"], "framing": "crlf"}]), "sinks[0].framing: 'crlf' is not allowed"),
+    (with_("sinks", [{"type": "jsonl", "path": "/x", "targets": ["tcp://x:1"]}]), "sinks[0].targets: only a relay sink has targets"),
     (with_("sinks", [{"type": "jsonl"}]), "sinks[0].path: missing (the jsonl sink needs a directory)"),
     (with_("sinks", [{"type": "parquet", "path": "/x", "rotate_bytes": "lots"}]), "sinks[0].rotate_bytes: 'lots' is not allowed"),
     (with_("dpdk.file_prefix", "a b"), "dpdk.file_prefix: 'a b' is not allowed (must match"),
@@ -67,6 +75,15 @@ def test_each_mistake_names_key_value_and_what_is_allowed(data, message):
     with pytest.raises(ConfigError) as err:
         config.from_dict(data)
     assert str(err.value).startswith(message)
+
+
+def test_relay_targets_parsed():
+    cfg = config.from_dict({"capture": GOOD["capture"], "sinks": [
+        {"type": "relay", "targets": ["udp://198.51.100.7:514", "tcp://[2001:db8::7]:601", "tls://relay.example:6514"],
+         "tls_ca": "/etc/ssl/ca.pem", "framing": "lf"}]})
+    s = cfg.sinks[0]
+    assert s.targets == (("udp", "198.51.100.7", 514), ("tcp", "2001:db8::7", 601), ("tls", "relay.example", 6514))
+    assert (s.framing, s.tls_verify_hostname, s.settle_s) == ("lf", True, 1.0)
 
 
 def test_a_ring_too_small_for_two_batches_of_the_capture_geometry_is_a_config_error():
