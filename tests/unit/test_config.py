@@ -56,7 +56,13 @@ def test_sizes_and_short_forms():
     (with_("ring.slots", 64), "ring.slots: no longer used (rings are sized in bytes: set ring.size"),
     (with_("ring.size", "1MiB"), "ring.size: 1048576 bytes is not allowed (at least 3MiB: 2 batches of"),
     (with_("ring.size", "lots"), "ring.size: 'lots' is not allowed (a size in bytes"),
-    (with_("sinks", [{"type": "kafka"}]), "sinks[0].type: 'kafka' is not allowed (one of: parquet, jsonl, null, relay)"),
+    (with_("sinks", [{"type": "kafak"}]), "sinks[0].type: 'kafak' is not allowed (one of: parquet, jsonl, null, relay, kafka)"),
+    (with_("sinks", [{"type": "kafka", "topic": "t"}]), "sinks[0].brokers: missing (the kafka sink needs brokers and a topic"),
+    (with_("sinks", [{"type": "kafka", "brokers": "k:9092"}]), "sinks[0].topic: missing"),
+    (with_("sinks", [{"type": "kafka", "brokers": "k:9092", "topic": "a b"}]), "sinks[0].topic: 'a b' is not allowed"),
+    (with_("sinks", [{"type": "kafka", "brokers": "k:9092", "topic": "t", "key": "host"}]), "sinks[0].key: 'host' is not allowed (one of: hostname, src_ip, none)"),
+    (with_("sinks", [{"type": "kafka", "brokers": "k:9092", "topic": "t", "properties": ["acks"]}]), "sinks[0].properties: ['acks'] is not allowed"),
+    (with_("sinks", [{"type": "jsonl", "path": "/x", "topic": "t"}]), "sinks[0]: brokers, topic and properties belong to a kafka sink"),
     (with_("sinks", [{"type": "relay"}]), "sinks[0].targets: missing (the relay sink needs at least one"),
     (with_("sinks", [{"type": "relay", "targets": ["http://x:1"]}]), "sinks[0].targets[0]: 'http://x:1' is not allowed"),
     (with_("sinks", [{"type": "relay", "targets": ["tcp://x:0"]}]), "sinks[0].targets[0]: 'tcp://x:0' is not allowed"),
@@ -84,6 +90,15 @@ def test_relay_targets_parsed():
     s = cfg.sinks[0]
     assert s.targets == (("udp", "198.51.100.7", 514), ("tcp", "2001:db8::7", 601), ("tls", "relay.example", 6514))
     assert (s.framing, s.tls_verify_hostname, s.settle_s) == ("lf", True, 1.0)
+
+
+def test_kafka_sink_parsed():
+    cfg = config.from_dict({"capture": GOOD["capture"], "sinks": [
+        {"type": "kafka", "brokers": "k1:9092,k2:9092", "topic": "syslog", "key": "src_ip", "value": "json",
+         "properties": {"queue.buffering.max.kbytes": 1048576, "enable.idempotence": True}}]})
+    s = cfg.sinks[0]
+    assert (s.brokers, s.topic, s.key, s.value, s.linger_ms) == ("k1:9092,k2:9092", "syslog", "src_ip", "json", 5.0)
+    assert s.properties == (("queue.buffering.max.kbytes", "1048576"), ("enable.idempotence", "true"))
 
 
 def test_a_ring_too_small_for_two_batches_of_the_capture_geometry_is_a_config_error():
@@ -133,7 +148,7 @@ def _run(tmp_path, text: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("text, needle", [
     (yaml.safe_dump(with_("capture.burst", 0)), "capture.burst: 0 is not allowed"),
-    (yaml.safe_dump(with_("sinks", [{"type": "kafka"}])), "sinks[0].type: 'kafka' is not allowed"),
+    (yaml.safe_dump(with_("sinks", [{"type": "kafka"}])), "sinks[0].brokers: missing"),
     ("capture: [unclosed\n", "not valid YAML"),
     (yaml.safe_dump({"capture": {**GOOD["capture"], "batch_size": 65536, "batch_avg_payload": 65535}}),
      "capture.batch_size x capture.batch_avg_payload: 65536 x 65535 is too large"),
