@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 
 import pytest
@@ -95,3 +94,29 @@ def test_a_broker_that_comes_late_gets_every_record(tmp_path):
         assert sorted(v for recs in got.values() for _, v in recs) == sorted(payloads)
     finally:
         late.stop()
+
+
+def test_one_config_with_relay_and_kafka_delivers_to_both(tmp_path, broker):
+    """The issue's configuration: Parquet, a relay to rsyslog and Kafka in one run."""
+    from rsyslog_peer import Rsyslog
+
+    n = 10_000
+    payloads = [payload(i).replace(b"\n", b" ") for i in range(n)]     # rsyslog's file is line based
+    write_frames(tmp_path / "in.pcap", ((1_773_480_413.0 + i * 1e-5, udp_frame("198.18.1.9", p))
+                                        for i, p in enumerate(payloads)))
+    peer = Rsyslog(tmp_path / "rsyslog").start()
+    try:
+        cfg = base_config(tmp_path, tmp_path / "in.pcap")
+        cfg["sinks"] += [{"type": "relay", "targets": [f"tcp://127.0.0.1:{peer.tcp}"], "settle_s": 0.2},
+                         {"type": "kafka", "brokers": broker.bootstrap, "topic": "syslog"}]
+        run = run_to_end(cfg, tmp_path)
+        assert run.rc == 0, run.stderr
+        assert run.stats["delivered"] == n and run.stats["lost"] == 0
+        deadline = time.monotonic() + 20
+        while peer.count("tcp") < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(peer.lines("tcp")) == sorted(payloads)
+    finally:
+        peer.stop()
+    got = broker.read_all("syslog", PARTITIONS)
+    assert sorted(v for recs in got.values() for _, v in recs) == sorted(payloads)
