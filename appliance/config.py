@@ -419,8 +419,6 @@ def _sink(data: Any, path: str) -> SinkConfig:
     if s.type == "relay" and not s.targets:
         raise ConfigError(f"{path}.targets: missing (the relay sink needs at least one, "
                           f'e.g. ["tcp://198.51.100.7:514"])')
-    if s.type != "relay" and s.targets:
-        raise ConfigError(f"{path}.targets: only a relay sink has targets")
     if any(t[0] == "tls" for t in s.targets) and not s.tls_ca:
         raise ConfigError(f"{path}.tls_ca: missing (a tls:// target checks the receiver against a CA file)")
     if bool(s.tls_cert) != bool(s.tls_key):
@@ -430,9 +428,25 @@ def _sink(data: Any, path: str) -> SinkConfig:
             if not getattr(s, key):
                 raise ConfigError(f'{path}.{key}: missing (the kafka sink needs brokers and a topic, e.g. '
                                   f'brokers: "kafka1:9092,kafka2:9092", topic: syslog)')
-    elif s.brokers or s.topic or s.properties:
-        raise ConfigError(f"{path}: brokers, topic and properties belong to a kafka sink")
+        acks = dict(s.properties).get("acks", "all")
+        if acks not in ("all", "-1"):
+            raise ConfigError(f"{path}.properties.acks: {acks!r} is not allowed (all: a batch leaves the ring "
+                              f"on delivery reports, which must mean the in-sync replicas have it)")
+    data_keys = set(data) if isinstance(data, dict) else set()
+    for kind, keys in _KIND_KEYS.items():
+        stray = sorted(data_keys & keys) if s.type != kind else []
+        if stray:
+            raise ConfigError(f"{path}: {', '.join(stray)} belong{'s' if len(stray) == 1 else ''} to a {kind} "
+                              f"sink, not to a {s.type} sink")
     return s
+
+
+# Keys only one kind of sink reads (given to another kind, they are a mistake).
+_KIND_KEYS = {
+    "relay": {"targets", "framing", "tls_ca", "tls_cert", "tls_key", "tls_verify_hostname", "settle_s",
+              "connect_timeout_s"},
+    "kafka": {"brokers", "topic", "key", "value", "linger_ms", "batch_bytes", "properties"},
+}
 
 
 def _properties(r: _Reader, name: str) -> tuple[tuple[str, str], ...]:

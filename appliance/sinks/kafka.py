@@ -29,7 +29,13 @@ from appliance.config import SinkConfig
 from appliance.jsonl import JsonlEncoder
 from appliance.sinks.base import Sink, SinkError
 
-_FLUSH_GRACE_S = 30.0           # at the end: how long the last deliveries are waited for
+try:
+    from confluent_kafka import KafkaException
+except ImportError:                     # the wheel is a dependency; this keeps import errors readable
+    KafkaException = RuntimeError       # type: ignore[misc,assignment]
+
+_FLUSH_GRACE_S = 10.0           # at the end, per try: how long the last deliveries are waited for
+_QUEUE_FULL_S = 60.0            # a producer queue full this long makes the sink fail (the worker retries)
 _STATS_INTERVAL_MS = 5000
 _STATS_KEYS = ("msg_cnt", "msg_size", "txmsgs", "txmsg_bytes", "tx", "txerrs", "rxerrs")
 log = logging.getLogger("logcaster.kafka")      # librdkafka's own log lines, through logging
@@ -55,12 +61,26 @@ class KafkaSink(Sink):
 
     def __init__(self, cfg: SinkConfig, queue_id: int, run_id: int = 0):
         super().__init__(cfg, queue_id, run_id)
+        self.topic = cfg.topic
+        self.key_column = None if cfg.key == "none" else cfg.key
+        self.encoder = JsonlEncoder(with_raw=True) if cfg.value == "json" else None
+        self._pending: deque[_Pending] = deque()
+        self.bytes = 0
+        self.resent_records = 0
+        self.backpressure_s = 0.0
+        self.producers = 0          # made: a fatal client error (idempotence) needs a new one
+        self.client_errors: list[str] = []
+        self.librdkafka: dict = {}
+        self._fatal = None
+        self._make_producer()
+
+    def _make_producer(self) -> None:
         from confluent_kafka import KafkaException, Producer
 
-        self.topic = cfg.topic
+        cfg = self.cfg
         conf = {
             "bootstrap.servers": cfg.brokers,
-            "client.id": f"logcaster-q{queue_id}",
+            "client.id": f"logcaster-q{self.queue_id}",
             "acks": "all",
             "enable.idempotence": True,
             "compression.type": "zstd",
@@ -76,27 +96,24 @@ class KafkaSink(Sink):
         try:
             self.producer = Producer(conf)
         except KafkaException as exc:
-            raise SinkError(f"kafka sink: {exc.args[0].str() if exc.args else exc}") from None
-        self.key_column = None if cfg.key == "none" else cfg.key
-        self.encoder = JsonlEncoder(with_raw=True) if cfg.value == "json" else None
-        self._pending: deque[_Pending] = deque()
-        self.bytes = 0
-        self.resent_records = 0
-        self.backpressure_s = 0.0
-        self.client_errors: list[str] = []
-        self.librdkafka: dict = {}
+            raise SinkError(f"kafka sink: {_text(exc)}") from None
+        self._fatal = None
+        self.producers += 1
 
     # ---- the Sink contract ------------------------------------------------------------
 
     def write(self, taken) -> None:
         first = max(taken.first, self.need)
-        for seq in range(first, taken.end):
-            hdr = taken.hdrs[seq - taken.first]
-            self._produce(seq, hdr)
-            self.records += hdr.count
-            self.batches += 1
-            self.need = seq + 1
-        self.producer.poll(0)
+        try:
+            for seq in range(first, taken.end):
+                hdr = taken.hdrs[seq - taken.first]
+                self._produce(seq, hdr)
+                self.records += hdr.count
+                self.batches += 1
+                self.need = seq + 1
+            self.producer.poll(0)
+        except KafkaException as exc:
+            raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: {_text(exc)}") from None
         self._check()
 
     def committed(self) -> int:
@@ -105,30 +122,38 @@ class KafkaSink(Sink):
         return self._pending[0].seq if self._pending else self.need
 
     def tick(self, now: float, ring_bytes: int = 0) -> None:
-        self.producer.poll(0)
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: {_text(exc)}") from None
         self._check()
 
     def abort(self) -> None:
         """Produce again everything not acknowledged (the records still queued
-        in librdkafka may arrive too: counted as resent)."""
+        in librdkafka may arrive too: counted as resent); after a fatal
+        client error, with a new producer."""
         self.committed()
         if self._pending:
             self.need = self._pending[0].seq
             self.resent_records += sum(p.records for p in self._pending)
         self._pending.clear()
+        if self._fatal is not None:
+            self._make_producer()
 
     def close(self) -> None:
-        left = self.producer.flush(_FLUSH_GRACE_S)
+        try:
+            left = self.producer.flush(_FLUSH_GRACE_S)
+        except KafkaException as exc:
+            raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: {_text(exc)}") from None
         self._check()
         if left or self.committed() < self.need:
             raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: {left} records not acknowledged "
                             f"after {_FLUSH_GRACE_S:.0f} s")
-        self.queued_at_close = len(self.producer)
 
     def stats(self) -> dict:
         return {**super().stats(), "bytes": self.bytes, "resent_records": self.resent_records,
                 "backpressure_s": round(self.backpressure_s, 3), "queued": len(self.producer),
-                "unacknowledged_records": sum(p.remaining for p in self._pending),
+                "unacknowledged_records": sum(p.remaining for p in self._pending), "producers": self.producers,
                 "client_errors": self.client_errors[-5:], "librdkafka": self.librdkafka}
 
     # ---- producing ---------------------------------------------------------------------
@@ -140,18 +165,26 @@ class KafkaSink(Sink):
         table = record_batch(hdr, None)
         values = self._values(hdr, table)
         keys = table.column(self.key_column).to_pylist() if self.key_column else [None] * n
+        if len(values) != n:
+            raise SinkError(f"kafka sink: batch {seq} encoded {len(values)} values for {n} records")
         report = _Pending(seq, n)
         self._pending.append(report)
         produce, topic = self.producer.produce, self.topic
         for key, value in zip(keys, values):
+            full_since = None
             while True:
                 try:
                     produce(topic, value, key, on_delivery=report)
                     break
                 except BufferError:             # the producer queue is full: wait for deliveries
                     t0 = time.monotonic()
+                    full_since = full_since or t0
                     self.producer.poll(0.05)
                     self.backpressure_s += time.monotonic() - t0
+                    self._check()
+                    if time.monotonic() - full_since > _QUEUE_FULL_S:
+                        raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: the producer queue "
+                                        f"stayed full for {_QUEUE_FULL_S:.0f} s") from None
         self.bytes += sum(map(len, values))
 
     def _values(self, hdr, table) -> list[bytes]:
@@ -163,6 +196,8 @@ class KafkaSink(Sink):
         return values
 
     def _check(self) -> None:
+        if self._fatal is not None:
+            raise SinkError(f"kafka sink {self.cfg.brokers} {self.topic}: fatal client error: {self._fatal}")
         failed = [p for p in self._pending if p.failed]
         if failed:
             p = failed[0]
@@ -178,3 +213,10 @@ class KafkaSink(Sink):
     def _on_error(self, err) -> None:
         self.client_errors.append(f"{time.strftime('%H:%M:%S')} {err.str()}")
         del self.client_errors[:-20]
+        if err.fatal():
+            self._fatal = err.str()
+
+
+def _text(exc: BaseException) -> str:
+    err = exc.args[0] if exc.args else None
+    return err.str() if hasattr(err, "str") else str(exc)

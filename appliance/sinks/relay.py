@@ -7,12 +7,14 @@ every record (fan-out). Framing and datagrams are done in C per batch
 
 What "committed" means, so the ring keeps what may not have arrived:
 - UDP: the kernel took the datagram (RFC 5426 has nothing more to know).
-- TCP, TLS: the peer's TCP acknowledged every byte sent (the socket's send
-  queue was seen empty), and the connection stayed up `settle_s` after the
-  batch was sent, with nothing read from it (a receiver that dies or
-  closes makes the socket readable). A failure before that sends the
-  batch again on a new connection: at-least-once; the records sent again
-  are counted (`resent_records`).
+- TCP, TLS: the peer's TCP acknowledged every byte of the batch (the
+  kernel's count of acknowledged bytes, TCP_INFO, passed the mark taken
+  when the batch was handed over: acknowledged + SIOCOUTQ), and the
+  connection stayed up `settle_s` after the batch was sent. A failure
+  before that sends the batch again on a new connection: at-least-once;
+  the records sent again are counted (`resent_records`). A receiver that
+  keeps records in its own queue longer than `settle_s` and then crashes
+  loses them (docs/RELAY.md).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from dpdk_shim import ffi, lib
 _INITIAL_BUFFER = 4 << 20
 _UDP_WAIT_S = 1.0                  # a full UDP socket buffer is waited on this long per try
 _CLOSE_GRACE_S = 5.0               # at the end, beyond settle_s, for the peers to acknowledge
+_SEND_TIMEOUT_S = 60.0             # one batch's sendall (MiBs on a slow link); then the peer is dead
+_TCPI_BYTES_ACKED = 120            # offset of tcpi_bytes_acked in struct tcp_info (linux/tcp.h)
 
 
 @dataclass
@@ -44,6 +48,7 @@ class _Sent:
     end: int
     records: int
     at: float
+    marks: list[int]               # per stream target: its acknowledged-byte count that covers them
 
 
 class _Target:
@@ -83,6 +88,7 @@ class _Target:
             sock.settimeout(self.cfg.connect_timeout_s)
             if self.context is not None:
                 sock = self.context.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(_SEND_TIMEOUT_S)
         except (OSError, ssl.SSLError) as exc:
             raise SinkError(f"relay sink: cannot connect to {self.name}: {_why(exc)}",
                             errno=_errno(exc)) from None
@@ -100,15 +106,36 @@ class _Target:
                 pass
             self.sock = None
 
-    def unacked(self) -> int:
-        """Bytes sent that the peer's TCP has not acknowledged (SIOCOUTQ)."""
+    def acked(self) -> int:
+        """Bytes of this connection the peer's TCP acknowledged (TCP_INFO)."""
+        info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_ACKED + 8)
+        return struct.unpack_from("<Q", info, _TCPI_BYTES_ACKED)[0]
+
+    def mark(self) -> int:
+        """The acknowledged-byte count that covers everything handed to the
+        kernel so far: acknowledged + still in the send queue (SIOCOUTQ)."""
         buf = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
-        return struct.unpack("i", buf)[0]
+        return self.acked() + struct.unpack("i", buf)[0]
 
     def gone(self) -> bool:
-        """A syslog receiver never writes: a readable socket has been closed or reset."""
+        """A syslog receiver does not write; a closed or reset connection
+        reads as end or error (TLS: session tickets and other records are
+        read and dropped; "want read" means alive)."""
         readable, _, _ = select.select([self.sock], [], [], 0)
-        return bool(readable)
+        if not readable:
+            return False
+        try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                self.sock.setblocking(False)
+                try:
+                    return self.sock.recv(65536) == b""
+                finally:
+                    self.sock.settimeout(_SEND_TIMEOUT_S)
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False
+        except (OSError, ssl.SSLError):
+            return True
 
 
 class RelaySink(Sink):
@@ -125,8 +152,8 @@ class RelaySink(Sink):
         self._grow(_INITIAL_BUFFER)
         self._used = ffi.new("uint64_t *")
         self._unsettled: deque[_Sent] = deque()
-        self._acked_at = 0.0        # when every stream's send queue was last seen empty
         self.bytes = 0
+        self.udp_too_big = 0        # records no UDP datagram can carry to that target (EMSGSIZE): not sent
         self.resent_records = 0     # sent again after a failure (the receiver may hold them twice)
         self.failures = 0
 
@@ -150,11 +177,11 @@ class RelaySink(Sink):
                     self._send(target, hdr)
             except SinkError:
                 # what this take sent before the failure goes again (counted by abort)
-                self._unsettled.append(_Sent(first, seq + 1, records + hdr.count, time.monotonic()))
+                self._unsettled.append(_Sent(first, seq + 1, records + hdr.count, time.monotonic(), []))
                 raise
             records += hdr.count
         if self.streams:
-            self._unsettled.append(_Sent(first, taken.end, records, time.monotonic()))
+            self._unsettled.append(_Sent(first, taken.end, records, time.monotonic(), self._marks()))
         self.records += records
         self.batches += taken.end - first
         self.need = taken.end
@@ -169,12 +196,21 @@ class RelaySink(Sink):
             if target.sock is None or target.gone():
                 self._fail(target, "the receiver closed the connection")
         try:
-            if all(t.unacked() == 0 for t in self.streams):
-                self._acked_at = now
+            acked = [t.acked() for t in self.streams]
+        except OSError as exc:
+            raise SinkError(f"relay sink: reading TCP_INFO: {exc.strerror}", errno=exc.errno) from None
+        while self._unsettled:
+            sent = self._unsettled[0]
+            if sent.at > now - self.cfg.settle_s or not sent.marks or \
+                    any(a < m for a, m in zip(acked, sent.marks)):
+                break
+            self._unsettled.popleft()
+
+    def _marks(self) -> list[int]:
+        try:
+            return [t.mark() for t in self.streams]
         except OSError as exc:
             raise SinkError(f"relay sink: reading the send queue: {exc.strerror}", errno=exc.errno) from None
-        while self._unsettled and self._unsettled[0].at <= min(self._acked_at, now - self.cfg.settle_s):
-            self._unsettled.popleft()
 
     def abort(self) -> None:
         """Everything not settled goes again, on new connections."""
@@ -202,7 +238,7 @@ class RelaySink(Sink):
 
     def stats(self) -> dict:
         return {**super().stats(), "bytes": self.bytes, "resent_records": self.resent_records,
-                "failures": self.failures,
+                "failures": self.failures, "udp_too_big": self.udp_too_big,
                 "targets": {t.name: {"connects": t.connects, "udp_refused": t.udp_refused,
                                      "connected": t.sock is not None} for t in self.targets}}
 
@@ -235,6 +271,10 @@ class RelaySink(Sink):
             if n == -errno.ECONNREFUSED:
                 target.udp_refused += 1         # reported once per ICMP: the next try sends
                 continue
+            if n == -errno.EMSGSIZE:
+                self.udp_too_big += 1           # no datagram to this target carries it: counted, skipped
+                row += 1
+                continue
             if n < 0 and -n not in (errno.EAGAIN, errno.ENOBUFS):
                 self._fail(target, os.strerror(-n), -n)
             if n > 0:
@@ -244,6 +284,8 @@ class RelaySink(Sink):
                 _, writable, _ = select.select([], [target.sock], [], _UDP_WAIT_S)
                 if not writable:
                     self._fail(target, f"the socket took nothing for {_UDP_WAIT_S} s")
+                if n <= 0:
+                    time.sleep(0.001)           # ENOBUFS: writable at once, the device queue is not
 
     def _fail(self, target: _Target, why: str, err: int | None = None) -> None:
         self.failures += 1

@@ -37,11 +37,11 @@ class Tansu:
 
     def start(self) -> "Tansu":
         url = f"tcp://127.0.0.1:{self.port}"
-        self.log = open(self.work / "tansu.log", "ab")
-        self.proc = subprocess.Popen(
-            ["timeout", "--kill-after=5", str(self.bound_s), str(TANSU), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.work / "tansu.log", "ab") as log:      # its own group: killpg ends it for sure
+            self.proc = subprocess.Popen(
+                ["timeout", "--kill-after=5", str(self.bound_s), str(TANSU), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while True:
             with socket.socket() as s:
@@ -52,20 +52,13 @@ class Tansu:
                 raise RuntimeError(f"tansu did not come up: {(self.work / 'tansu.log').read_text()[-2000:]}")
             time.sleep(0.05)
 
-    def kill(self) -> None:
-        """SIGKILL to the broker (timeout's child), as a crash."""
-        child = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-        for pid in child:
-            os.kill(int(pid), signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
     def create_topic(self, topic: str, partitions: int) -> None:

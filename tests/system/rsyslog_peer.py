@@ -81,19 +81,29 @@ class Rsyslog:
 
     def start(self) -> "Rsyslog":
         self.pidfile.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            ["timeout", "--kill-after=5", str(self.bound_s), "rsyslogd", "-n", "-f", str(self.conf),
-             "-i", str(self.pidfile)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with open(self.work / "rsyslogd.out", "ab") as out:    # its own group: killpg ends it for sure
+            self.proc = subprocess.Popen(
+                ["timeout", "--kill-after=5", str(self.bound_s), "rsyslogd", "-n", "-f", str(self.conf),
+                 "-i", str(self.pidfile)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         ports = [p for p in (self.tcp, self.tls_port) if p]
-        while not all(self._listening(p) for p in ports):
+        while not (all(self._listening(p) for p in ports) and self._udp_bound()):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rsyslogd exited ({self.proc.returncode}): {self.proc.stdout.read()}")
+                raise RuntimeError(f"rsyslogd exited ({self.proc.returncode}): "
+                                   f"{(self.work / 'rsyslogd.out').read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError("rsyslogd is not listening after 30 s")
             time.sleep(0.05)
         return self
+
+    def _udp_bound(self) -> bool:
+        """imudp holds its port: ours cannot bind it."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", self.udp))
+            except OSError:
+                return True
+            return False
 
     @staticmethod
     def _listening(port: int) -> bool:
@@ -113,7 +123,7 @@ class Rsyslog:
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
     def lines(self, name: str) -> list[bytes]:

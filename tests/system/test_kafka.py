@@ -96,6 +96,32 @@ def test_a_broker_that_comes_late_gets_every_record(tmp_path):
         late.stop()
 
 
+def test_deliveries_that_time_out_are_produced_again(tmp_path):
+    """message.timeout.ms 1.5 s and a broker up only after 5 s: the first
+    deliveries fail after librdkafka's retries, the sink fails, the worker
+    retries it and every batch not acknowledged is produced again."""
+    n = 5_000
+    payloads = write_pcap(tmp_path / "in.pcap", n)
+    late = Tansu(tmp_path / "tansu", port=free_port())
+    cfg = base_config(tmp_path, tmp_path / "in.pcap")
+    cfg["sinks"].append({"type": "kafka", "brokers": late.bootstrap, "topic": "syslog",
+                         "properties": {"message.timeout.ms": 1500}})
+    try:
+        with Appliance(cfg, tmp_path) as app:
+            time.sleep(5)
+            late.start()
+            late.create_topic("syslog", PARTITIONS)
+            run = app.wait(180)
+        assert run.rc == 0, run.stderr
+        assert run.stats["delivered"] == n and run.stats["lost"] == 0
+        stats = kafka_stats(run)
+        assert stats["resent_records"] >= 1 and stats["unacknowledged_records"] == 0
+        got = [v for recs in late.read_all("syslog", PARTITIONS).values() for _, v in recs]
+        assert set(got) == set(payloads) and len(got) - n <= stats["resent_records"]
+    finally:
+        late.stop()
+
+
 def test_one_config_with_relay_and_kafka_delivers_to_both(tmp_path, broker):
     """The issue's configuration: Parquet, a relay to rsyslog and Kafka in one run."""
     from rsyslog_peer import Rsyslog

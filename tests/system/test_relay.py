@@ -89,7 +89,8 @@ def test_receiver_killed_mid_stream_loses_nothing(tmp_path, rsyslog, scheme):
     payloads = write_pcap(tmp_path / "in.pcap", n)
     cfg = base_config(tmp_path, tmp_path / "in.pcap")
     target = f"tcp://127.0.0.1:{rsyslog.tcp}" if scheme == "tcp" else f"tls://localhost:{rsyslog.tls_port}"
-    cfg["sinks"].append({"type": "relay", "settle_s": 1.0, "targets": [target], "tls_ca": str(rsyslog.ca)})
+    # settle_s longer than the kill comes after the first lines: everything unsettled is sent again
+    cfg["sinks"].append({"type": "relay", "settle_s": 3.0, "targets": [target], "tls_ca": str(rsyslog.ca)})
     with Appliance(cfg, tmp_path) as app:
         deadline = time.monotonic() + 60
         while rsyslog.count(scheme) == 0 and time.monotonic() < deadline:
@@ -105,9 +106,11 @@ def test_receiver_killed_mid_stream_loses_nothing(tmp_path, rsyslog, scheme):
     got = wait_for(rsyslog, scheme, n)
     print(f"\nlines before the kill >= {before}; after: {len(got)} for {n} records; "
           f"sent again: {relay['resent_records']}; failures: {relay['failures']}")
-    assert set(got) == set(payloads), "every record arrived"
+    assert set(payloads) <= set(got), "every record arrived"
+    torn = set(got) - set(payloads)
+    assert len(torn) <= 1, f"at most the line rsyslogd was writing when it was killed: {torn}"
     assert relay["failures"] >= 1 and relay["targets"][target]["connects"] >= 2
-    assert len(got) - n <= relay["resent_records"], "duplicates only from what was sent again"
+    assert len(got) - len(torn) - n <= relay["resent_records"], "duplicates only from what was sent again"
 
 
 
