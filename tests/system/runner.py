@@ -91,6 +91,12 @@ class Appliance:
             self.proc.wait(10)
 
 
+def sink_stats(run: Run, kind: str) -> dict:
+    """The final stats of the one sink of `kind` (a run with one queue)."""
+    [stats] = [s for q in run.stats["queues"] for w in q["workers"] for s in w["sinks"] if s["kind"] == kind]
+    return stats
+
+
 def run_to_end(cfg: dict, tmp_path: Path, timeout: float = 120.0) -> Run:
     with Appliance(cfg, tmp_path) as app:
         return app.wait(timeout)

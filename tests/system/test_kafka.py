@@ -13,7 +13,7 @@ import pytest
 from appliance.sample import udp_frame, write_frames
 from kafka_peer import Tansu, murmur2_partition
 from rsyslog_peer import free_port
-from runner import Appliance, base_config, run_to_end
+from runner import Appliance, base_config, run_to_end, sink_stats
 
 pytestmark = pytest.mark.dpdk
 
@@ -36,11 +36,6 @@ def write_pcap(path, n: int) -> list[bytes]:
     return payloads
 
 
-def kafka_stats(run) -> dict:
-    [stats] = [s for q in run.stats["queues"] for w in q["workers"] for s in w["sinks"] if s["kind"] == "kafka"]
-    return stats
-
-
 @pytest.fixture
 def broker(tmp_path):
     b = Tansu(tmp_path / "tansu").start()
@@ -58,7 +53,7 @@ def test_every_record_reaches_the_broker_on_its_hosts_partition(tmp_path, broker
     run = run_to_end(cfg, tmp_path)
     assert run.rc == 0, run.stderr
     assert run.stats["delivered"] == n and run.stats["lost"] == 0
-    stats = kafka_stats(run)
+    stats = sink_stats(run, "kafka")
     assert (stats["records"], stats["resent_records"], stats["unacknowledged_records"]) == (n, 0, 0)
     got = broker.read_all("syslog", PARTITIONS)
     records = [(p, k, v) for p, recs in got.items() for k, v in recs]
@@ -114,7 +109,7 @@ def test_deliveries_that_time_out_are_produced_again(tmp_path):
             run = app.wait(180)
         assert run.rc == 0, run.stderr
         assert run.stats["delivered"] == n and run.stats["lost"] == 0
-        stats = kafka_stats(run)
+        stats = sink_stats(run, "kafka")
         assert stats["resent_records"] >= 1 and stats["unacknowledged_records"] == 0
         got = [v for recs in late.read_all("syslog", PARTITIONS).values() for _, v in recs]
         assert set(got) == set(payloads) and len(got) - n <= stats["resent_records"]

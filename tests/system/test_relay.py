@@ -15,7 +15,7 @@ from appliance.config import SinkConfig
 from appliance.sinks import SinkError
 from appliance.sinks.relay import RelaySink
 from rsyslog_peer import Rsyslog, make_test_ca
-from runner import Appliance, base_config, run_to_end
+from runner import Appliance, base_config, run_to_end, sink_stats
 
 pytestmark = pytest.mark.dpdk
 
@@ -38,11 +38,6 @@ def write_pcap(path, n: int) -> list[bytes]:
     write_frames(path, ((t0 + i * 1e-5, udp_frame(f"198.18.{1 + i % 3}.{i % 250 + 2}", p))
                         for i, p in enumerate(payloads)))
     return payloads
-
-
-def relay_stats(run) -> dict:
-    [stats] = [s for q in run.stats["queues"] for w in q["workers"] for s in w["sinks"] if s["kind"] == "relay"]
-    return stats
 
 
 def wait_for(rsyslog: Rsyslog, name: str, n: int, timeout: float = 20.0) -> list[bytes]:
@@ -75,7 +70,7 @@ def test_every_record_reaches_rsyslog_byte_for_byte(tmp_path, rsyslog, framing):
     assert run.stats["delivered"] == n and run.stats["lost"] == 0
     assert (f"relay -> udp://127.0.0.1:{rsyslog.udp}, tcp://127.0.0.1:{rsyslog.tcp}, "
             f"tls://localhost:{rsyslog.tls_port}") in run.stdout
-    relay = relay_stats(run)
+    relay = sink_stats(run, "relay")
     assert (relay["records"], relay["resent_records"], relay["failures"]) == (n, 0, 0)
     framing_bytes = n if framing == "lf" else sum(len(f"{len(p)} ") for p in payloads)
     assert relay["bytes"] == 3 * sum(map(len, payloads)) + 2 * framing_bytes
@@ -102,7 +97,7 @@ def test_receiver_killed_mid_stream_loses_nothing(tmp_path, rsyslog, scheme):
         run = app.wait(120)
     assert run.rc == 0, run.stderr
     assert run.stats["delivered"] == n and run.stats["lost"] == 0
-    relay = relay_stats(run)
+    relay = sink_stats(run, "relay")
     got = wait_for(rsyslog, scheme, n)
     print(f"\nlines before the kill >= {before}; after: {len(got)} for {n} records; "
           f"sent again: {relay['resent_records']}; failures: {relay['failures']}")
