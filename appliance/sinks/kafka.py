@@ -131,13 +131,22 @@ class KafkaSink(Sink):
     def abort(self) -> None:
         """Produce again everything not acknowledged (the records still queued
         in librdkafka may arrive too: counted as resent); after a fatal
-        client error, with a new producer."""
+        client error or failed deliveries, with a new producer."""
         self.committed()
+        failed = any(p.failed for p in self._pending)
         if self._pending:
             self.need = self._pending[0].seq
             self.resent_records += sum(p.records for p in self._pending)
         self._pending.clear()
-        if self._fatal is not None:
+        if self._fatal is not None or failed:
+            # A new producer (a new idempotent producer id): after timed-out
+            # deliveries the broker may fence the old one for good
+            # (ProducerFenced on every retry, seen with tansu).
+            try:
+                self.producer.purge()
+                self.producer.poll(0)
+            except KafkaException:
+                pass
             self._make_producer()
 
     def close(self) -> None:

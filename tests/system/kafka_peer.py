@@ -64,17 +64,27 @@ class Tansu:
     def create_topic(self, topic: str, partitions: int) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
 
+        from confluent_kafka import KafkaError, KafkaException
+
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                          replication_factor=1)])[topic].result(30)
+        except KafkaException as exc:       # a producer asked first and the broker made it
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
     def read_all(self, topic: str, partitions: int, idle_s: float = 3.0) -> dict[int, list[tuple]]:
-        """Every record of every partition, from offset 0: {partition: [(key, value), ...]}."""
+        """Every record of every partition (at least `partitions`; more if the
+        broker made the topic with more), from offset 0: {partition: [(key, value), ...]}."""
         from confluent_kafka import Consumer, TopicPartition
 
         out: dict[int, list[tuple]] = {}
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "logcaster-test",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         try:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            partitions = max(partitions, len(meta.partitions))
             for p in range(partitions):
                 consumer.assign([TopicPartition(topic, p, 0)])
                 got, last = [], time.monotonic()
