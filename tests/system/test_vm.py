@@ -52,10 +52,11 @@ t = t.set_column(t.schema.get_field_index('timestamp'), 'timestamp', t.column('t
 def iso(ns):
     s, frac = divmod(ns, 10**9)
     return f"{datetime.datetime.fromtimestamp(s, datetime.timezone.utc):%Y-%m-%dT%H:%M:%S}.{frac:09d}Z"
-for r in t.to_pylist():
-    r['raw'] = base64.b64encode(r['raw']).decode()
-    r['timestamp'] = None if r['timestamp'] is None else iso(r['timestamp'])
-    print(json.dumps(r))
+with open(sys.argv[2], 'w') as out:
+    for r in t.to_pylist():
+        r['raw'] = base64.b64encode(r['raw']).decode()
+        r['timestamp'] = None if r['timestamp'] is None else iso(r['timestamp'])
+        out.write(json.dumps(r) + '\\n')
 """
 
 
@@ -157,7 +158,8 @@ def _wait_for(g: vm.Guest, pid: int, text: str, timeout: float) -> str:
 def check_store(g: vm.Guest, name: str, expected: dict[str, dict], stats: dict, backend: str) -> None:
     assert stats["backend"] == backend and stats["accounting_ok"], stats
     assert stats["records"] == stats["delivered"] == N and stats["lost"] == 0, stats
-    dump = g.run([INSTALLED_PY, "-c", DUMP, f"/var/lib/logcaster/{name}"], timeout=300)["stdout"]
+    g.run([INSTALLED_PY, "-c", DUMP, f"/var/lib/logcaster/{name}", f"/run/{name}.dump.jsonl"], timeout=300)
+    dump = g.read_text(f"/run/{name}.dump.jsonl")
     rows = [json.loads(line) for line in dump.splitlines()]
     got = _by_raw(rows)
     assert set(got) == set(expected), f"{len(set(expected) - set(got))} missing, {len(set(got) - set(expected))} extra"
