@@ -130,6 +130,64 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class SequenceRule:
+    """Where a sender's sequence number is (docs/SENDERS.md)."""
+
+    kind: str                              # "cisco" (IOS/NX-OS "000123: ") | "sd" (an RFC 5424 SD-PARAM)
+    sd_id: str = ""                        # sd: the SD-ID ("meta") and PARAM-NAME ("sequenceId")
+    param: str = ""
+    per_app: bool = True                   # the sender is (source, app_name); False: the source alone
+    min: int = 1                           # the number after a wrap
+    max: int = (1 << 31) - 1               # the last number before it
+
+    @property
+    def name(self) -> str:
+        return "cisco" if self.kind == "cisco" else f"{self.sd_id}/{self.param}"
+
+
+DEFAULT_SEQUENCE_RULES = (
+    SequenceRule("cisco", per_app=False, min=0, max=(1 << 32) - 1),
+    SequenceRule("sd", "meta", "sequenceId", per_app=True, min=1, max=(1 << 31) - 1),   # RFC 5424 7.3.1
+)
+MAX_SEQUENCE_RULES = 8                     # struct lc_senders.rules
+
+
+@dataclass(frozen=True)
+class SendersConfig:
+    enabled: bool = True                   # per-sender traffic and sequence gaps (top, stats --sources)
+    table_size: int = 16384                # senders kept per RX queue; the least recently heard go first
+    max_gap: int = 1_000_000               # a jump forward by more is a restart, not loss
+    sequence: tuple[SequenceRule, ...] = DEFAULT_SEQUENCE_RULES
+
+
+@dataclass(frozen=True)
+class BudgetOverride:
+    prefix: str                            # CIDR; the longest prefix holding a source wins
+    rate: float                            # messages/s; 0: no limit for these sources
+    burst: int
+
+
+MAX_BUDGET_OVERRIDES = 64                  # struct lc_budget.overrides; the XDP trie holds as many
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    rate: float = 0.0                      # messages/s per source address; 0: off (the default)
+    burst: int = 0                         # messages a source may send at once; 0: one second's worth
+    overrides: tuple[BudgetOverride, ...] = ()
+    table_size: int = 65536                # sources tracked per RX queue (and in the XDP map)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0 or any(o.rate > 0 for o in self.overrides)
+
+
+def budget_burst(rate: float, burst: int) -> int:
+    """The burst a budget allows: the configured one, else one second of `rate`."""
+    return burst if burst > 0 else max(1, int(rate))
+
+
+@dataclass(frozen=True)
 class CoresConfig:
     rx: tuple[int, ...] = ()               # () = planned from the topology
     workers: tuple[int, ...] = ()
@@ -145,6 +203,8 @@ class Config:
     ring: RingConfig = RingConfig()
     cores: CoresConfig = CoresConfig()
     metrics: MetricsConfig = MetricsConfig()
+    senders: SendersConfig = SendersConfig()
+    budget: BudgetConfig = BudgetConfig()
     stats_interval_s: float = 5.0
     restart_workers: bool = True
     source: str = "<defaults>"
@@ -501,6 +561,68 @@ def _metrics(data: Any) -> MetricsConfig:
     return MetricsConfig(listen=(host, int(m.group(3))))
 
 
+def _sequence_rule(v: Any, path: str) -> SequenceRule:
+    if v == "cisco":
+        return DEFAULT_SEQUENCE_RULES[0]
+    allowed = '"cisco" or a mapping {sd_id, param[, per_app, min, max]}'
+    if not isinstance(v, dict):
+        raise ConfigError(f"{path}: {_show(v)} is not allowed ({allowed})")
+    r = _Reader(v, path)
+    sd_id = _str(r, "sd_id", None, pattern=r'[!#-<>-\\^-~]{1,32}')     # SD-NAME: printable but = ] " SP
+    param = _str(r, "param", None, pattern=r'[!#-<>-\\^-~]{1,32}')
+    if sd_id is None or param is None:
+        raise ConfigError(f"{path}: needs sd_id and param ({allowed})")
+    rule = SequenceRule("sd", sd_id, param, per_app=_bool(r, "per_app", True), min=_int(r, "min", 1, 0, 1 << 62),
+                        max=_int(r, "max", (1 << 31) - 1, 1, (1 << 63) - 1))
+    r.done(["sd_id", "param", "per_app", "min", "max"])
+    if rule.max <= rule.min:
+        raise ConfigError(f"{path}.max: {rule.max} is not allowed (above min, {rule.min})")
+    return rule
+
+
+def _senders(data: Any) -> SendersConfig:
+    r = _Reader(data, "senders")
+    rules = r.take("sequence", None)
+    if rules is None:
+        seq = DEFAULT_SEQUENCE_RULES
+    elif isinstance(rules, list) and len(rules) <= MAX_SEQUENCE_RULES:
+        seq = tuple(_sequence_rule(v, f"senders.sequence[{i}]") for i, v in enumerate(rules))
+    else:
+        raise ConfigError(f"senders.sequence: {_show(rules)} is not allowed (a list of at most "
+                          f"{MAX_SEQUENCE_RULES} rules: \"cisco\" or {{sd_id, param}})")
+    s = SendersConfig(enabled=_bool(r, "enabled", True), table_size=_int(r, "table_size", 16384, 8, 1 << 24),
+                      max_gap=_int(r, "max_gap", 1_000_000, 1, 1 << 62), sequence=seq)
+    r.done([f.name for f in dataclasses.fields(SendersConfig)])
+    return s
+
+
+def _budget(data: Any) -> BudgetConfig:
+    import ipaddress
+
+    r = _Reader(data, "budget")
+    raw = r.take("overrides", [])
+    if not isinstance(raw, list) or len(raw) > MAX_BUDGET_OVERRIDES:
+        raise ConfigError(f"budget.overrides: {_show(raw)} is not allowed (a list of at most {MAX_BUDGET_OVERRIDES} "
+                          f"{{prefix, rate[, burst]}})")
+    overrides = []
+    for i, o in enumerate(raw):
+        orr = _Reader(o, f"budget.overrides[{i}]")
+        prefix = _str(orr, "prefix", None)
+        try:
+            net = ipaddress.ip_network(prefix, strict=False) if prefix else None
+        except ValueError:
+            net = None
+        if net is None:
+            raise ConfigError(f"budget.overrides[{i}].prefix: {_show(prefix)} is not allowed "
+                              f"(a CIDR prefix such as 198.18.0.0/24)")
+        overrides.append(BudgetOverride(str(net), _float(orr, "rate", 0.0, 0.0, 1e9), _int(orr, "burst", 0, 0, 1 << 30)))
+        orr.done(["prefix", "rate", "burst"])
+    b = BudgetConfig(rate=_float(r, "rate", 0.0, 0.0, 1e9), burst=_int(r, "burst", 0, 0, 1 << 30),
+                     overrides=tuple(overrides), table_size=_int(r, "table_size", 65536, 8, 1 << 24))
+    r.done([f.name for f in dataclasses.fields(BudgetConfig)])
+    return b
+
+
 def _cores(data: Any) -> CoresConfig:
     r = _Reader(data, "cores")
     c = CoresConfig(rx=_int_list(r, "rx", 0, 4095), workers=_int_list(r, "workers", 0, 4095))
@@ -522,12 +644,14 @@ def from_dict(data: Any, source: str = "<dict>") -> Config:
         ring=_ring(r.take("ring")),
         cores=_cores(r.take("cores")),
         metrics=_metrics(r.take("metrics")),
+        senders=_senders(r.take("senders")),
+        budget=_budget(r.take("budget")),
         stats_interval_s=_float(r, "stats_interval_s", 5.0, 0.1, 3600.0),
         restart_workers=_bool(r, "restart_workers", True),
         source=source,
     )
-    r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "metrics", "stats_interval_s",
-            "restart_workers"])
+    r.done(["capture", "sinks", "dpdk", "afxdp", "socket", "ring", "cores", "metrics", "senders", "budget",
+            "stats_interval_s", "restart_workers"])
     _check_ring_geometry(cfg)
     return cfg
 
@@ -550,4 +674,5 @@ def load(path: str | Path) -> Config:
 
 
 __all__ = ["Config", "CaptureConfig", "PortConfig", "DpdkConfig", "AfXdpConfig", "SocketConfig", "RingConfig",
-           "SinkConfig", "CoresConfig", "MetricsConfig", "load", "from_dict"]
+           "SinkConfig", "CoresConfig", "MetricsConfig", "SendersConfig", "SequenceRule", "BudgetConfig",
+           "BudgetOverride", "budget_burst", "load", "from_dict"]

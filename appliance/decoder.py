@@ -19,17 +19,28 @@ FORMATS = ("rfc5424", "rfc3164", "raw")
 # Counters of frames that make no record, by why (what the summary calls
 # "other frames", /metrics logcaster_other_frames_total's `reason`).
 NOT_RECORDS = ("not_ip", "not_udp", "port_filtered", "malformed")
+# Records per severity (RFC 5424 names; "none": no valid PRI), struct lc_decoder.severity_counts.
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "none")
+# Sender sequence numbers, all queues' senders (struct lc_decoder seq_*; docs/SENDERS.md).
+SEQUENCE_COUNTERS = ("records", "lost", "gaps", "duplicates", "reorders", "resets")
 LINK_ETHERNET = lib.LC_LINK_ETHERNET
 
 
 class Decoder:
     """One `struct lc_decoder`: options set once, counters written by C."""
 
-    def __init__(self, *, tz_offset_s: int = 0, ports: Iterable[int] = ()):
+    def __init__(self, *, tz_offset_s: int = 0, ports: Iterable[int] = (), c=None, senders=ffi.NULL,
+                 budget=ffi.NULL):
+        """`c`: zeroed `struct lc_decoder *` memory to use (a queue's live
+        file, appliance/live.py), else its own. `senders`, `budget`: the
+        tables (lc_senders.h) it accounts senders in and applies budgets
+        from; NULL: off."""
         ports = sorted(set(ports))
         if len(ports) > lib.LC_MAX_PORT_FILTER:
             raise ValueError(f"at most {lib.LC_MAX_PORT_FILTER} UDP ports, got {len(ports)}")
-        self.c = ffi.new("struct lc_decoder *")
+        self.c = c if c is not None else ffi.new("struct lc_decoder *")
+        self.c.senders = senders
+        self.c.budget = budget
         self.c.tz_offset_s = tz_offset_s
         self.c.nports = len(ports)
         for i, port in enumerate(ports):
@@ -48,19 +59,26 @@ class Decoder:
         return written
 
     def counters(self) -> dict:
-        c = self.c
-        out = {
-            "frames": c.frames,
-            "records": c.records,
-            "bytes": c.bytes,
-            "not_ip": c.not_ip,
-            "not_udp": c.not_udp,
-            "port_filtered": c.port_filtered,
-            "malformed": c.malformed,
-        }
-        out["formats"] = {name: c.format_counts[i] for i, name in enumerate(FORMATS)}
-        out["flags"] = {name: c.flag_counts[bit.bit_length() - 1] for name, bit in FLAGS.items()}
-        return out
+        return decoder_counters(self.c)
+
+
+def decoder_counters(c) -> dict:
+    """A `struct lc_decoder` (live, or a reader's copy) as a dict."""
+    out = {
+        "frames": c.frames,
+        "records": c.records,
+        "bytes": c.bytes,
+        "not_ip": c.not_ip,
+        "not_udp": c.not_udp,
+        "port_filtered": c.port_filtered,
+        "malformed": c.malformed,
+    }
+    out["formats"] = {name: c.format_counts[i] for i, name in enumerate(FORMATS)}
+    out["flags"] = {name: c.flag_counts[bit.bit_length() - 1] for name, bit in FLAGS.items()}
+    out["severities"] = {name: c.severity_counts[i] for i, name in enumerate(SEVERITIES)}
+    out["throttled"] = c.throttled
+    out["sequence"] = {k: getattr(c, f"seq_{k}") for k in SEQUENCE_COUNTERS}
+    return out
 
 
 class PcapReader:
@@ -107,4 +125,4 @@ class PcapReader:
                 return
 
 
-__all__ = ["Decoder", "PcapReader", "FORMATS", "NOT_RECORDS"]
+__all__ = ["Decoder", "PcapReader", "FORMATS", "NOT_RECORDS", "SEVERITIES", "SEQUENCE_COUNTERS", "decoder_counters"]

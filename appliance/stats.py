@@ -2,14 +2,18 @@
 
 The identities the summary checks:
 
-    received         = records + not_syslog          (per decoder)
+    received         = records + not_syslog + throttled in the RX loop   (per decoder)
     records          = delivered + ring_full + sink_failed + in_flight
 
 and the one tests assert, knowing how many packets they sent (the
 appliance cannot know what it was offered):
 
     sent             = received + every NIC/kernel loss (imissed, ierrors, rx_nombuf,
-                       XDP redirect failures, socket/XSK kernel drops)
+                       XDP redirect failures, socket/XSK kernel drops) + throttled in XDP
+
+`throttled` (over a source's budget) is a loss of its own kind, whether
+the XDP program or the RX loop cut it. `upstream` is not ours: what the
+senders' sequence numbers say was lost before the box (docs/SENDERS.md).
 
 `delivered` are records released from the rings after every sink took
 them; `duplicates_suppressed` are records a ring delivered twice across a
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+
+from appliance.sources import throttled_line, upstream_line
 
 
 @dataclass
@@ -41,6 +47,11 @@ class Totals:
     formats: dict = field(default_factory=dict)
     flags: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
+    severities: dict = field(default_factory=dict)
+    throttled: int = 0          # datagrams over their source's budget (docs/SENDERS.md), wherever cut
+    throttled_nic: int = 0      # ... of which the XDP program dropped (never received by an RX loop)
+    throttled_sources: list = field(default_factory=list)   # the sources throttled most (sources.TOP_N)
+    upstream: dict = field(default_factory=dict)   # sender sequence numbers: lost before the box (sources.upstream)
 
     @property
     def nic_lost(self) -> int:
@@ -48,13 +59,15 @@ class Totals:
 
     @property
     def lost(self) -> int:
-        return self.ring_full + self.sink_failed + self.nic_lost
+        return self.ring_full + self.sink_failed + self.nic_lost + self.throttled
 
     def check(self) -> list[str]:
         """Identities that do not hold (empty when the books balance)."""
         problems = []
-        if self.received != self.records + self.not_syslog:
-            problems.append(f"received {self.received} != records {self.records} + not syslog {self.not_syslog}")
+        throttled_rx = self.throttled - self.throttled_nic
+        if self.received != self.records + self.not_syslog + throttled_rx:
+            problems.append(f"received {self.received} != records {self.records} + not syslog {self.not_syslog}"
+                            f" + throttled in the RX loop {throttled_rx}")
         accounted = self.delivered + self.ring_full + self.sink_failed + self.in_flight
         if self.records != accounted:
             problems.append(f"records {self.records} != delivered {self.delivered} + ring_full {self.ring_full}"
@@ -78,7 +91,7 @@ def rate_line(t: Totals, prev: Totals | None, dt: float) -> str:
     rate = (t.received - (prev.received if prev else 0)) / dt if dt > 0 else 0.0
     return (f"stats: {rate:,.0f} pkt/s, received {t.received:,}, delivered {t.delivered:,}, "
             f"in flight {t.in_flight:,}, ring {t.ring_fill:.0%} full, lost {t.lost:,} (ring full {t.ring_full:,}, sink {t.sink_failed:,}, "
-            f"nic {t.nic_lost:,})")
+            f"nic {t.nic_lost:,}, throttled {t.throttled:,}); upstream lost {t.upstream.get('lost', 0):,}")
 
 
 def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
@@ -87,10 +100,14 @@ def summary_text(t: Totals, latency: dict, extra: list[str] = ()) -> str:
         f"summary: {t.seconds:.2f} s, received {t.received:,} packets ({rate:,.0f}/s), "
         f"{t.records:,} syslog records, {t.not_syslog:,} other frames",
         f"  delivered {t.delivered:,}; lost {t.lost:,}: ring full {t.ring_full:,}, sink failed {t.sink_failed:,}"
-        + "".join(f", {_LOSS_NAMES.get(k, k)} {v:,}" for k, v in t.nic.items()) + f"; in flight {t.in_flight:,}",
+        + "".join(f", {_LOSS_NAMES.get(k, k)} {v:,}" for k, v in t.nic.items())
+        + f", throttled {t.throttled:,}; in flight {t.in_flight:,}",
         f"  duplicates suppressed {t.duplicates_suppressed:,} (redelivered after a worker restart); "
         f"worker restarts {t.worker_restarts}",
     ]
+    for line in (upstream_line(t.upstream), throttled_line(t.throttled, t.throttled_sources)):
+        if line:
+            lines.append(line)
     if t.recovered:
         lines.append(f"  recovered {t.recovered:,} records a crashed run had captured (delivered before new traffic)")
     if t.formats:

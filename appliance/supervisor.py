@@ -29,8 +29,10 @@ from appliance import topology
 from appliance.capture.base import NIC_LOSSES, LoopOptions
 from appliance.capture.select import choose_backend
 from appliance.config import Config
+from appliance import sources
 from appliance.decoder import NOT_RECORDS, Decoder
 from appliance.errors import ConfigError, LogCasterError
+from appliance.live import LiveQueue, live_path
 from appliance.metrics import MetricsServer, Snapshot
 from appliance.paths import RING_FILE_PREFIX, RUN_DIR
 from appliance.probe import keep_capabilities_to_self
@@ -58,6 +60,7 @@ class QueueRun:
     decoder: Decoder
     rx: object                          # the backend's RxLoop
     spec: WorkerSpec
+    live: LiveQueue                     # its counters and sender tables, in shared memory
     process: multiprocessing.Process | None = None
     conn: object = None
     report: dict = field(default_factory=dict)      # latest stats of the live worker
@@ -92,6 +95,7 @@ class Supervisor:
         self._mp = multiprocessing.get_context("spawn")
         self._ring_dirs: list[str] | None = None
         self._live_stats_failed = False
+        self._live_files_failed = False
         self.metrics: MetricsServer | None = None
 
     # -- planning -----------------------------------------------------------
@@ -167,14 +171,32 @@ class Supervisor:
         name = self.ring_prefix() + re.sub(r'[^A-Za-z0-9_.-]', '_', label)
         ring = Ring.create_in(name, self.ring_dirs(), size=self.cfg.ring.size, capacity=cap.batch_size,
                               avg_payload=cap.batch_avg_payload, queue_id=index, run_id=self.run_id)
-        decoder = Decoder(tz_offset_s=cap.tz_offset_s, ports=cap.udp_ports)
+        live = self._live_queue(index, label, str(ring.path))
+        decoder = Decoder(tz_offset_s=cap.tz_offset_s, ports=cap.udp_ports, c=live.decoder, senders=live.senders,
+                          budget=live.budget)
         options = LoopOptions(burst=cap.burst, batch_max_delay_us=cap.batch_max_delay_us,
                               batch_size=cap.batch_size, batch_avg_payload=cap.batch_avg_payload)
-        rx = self.backend.rx_loop(index, ring.c, decoder.c, plan.rx_cores[index], options)
+        rx = self.backend.rx_loop(index, ring.c, decoder.c, plan.rx_cores[index], options, stats=live.rxq)
         spec = WorkerSpec(queue_id=index, ring_path=str(ring.path), sinks=self.cfg.sinks,
                           cpu=plan.worker_cores[index], run_id=self.run_id,
                           stats_interval_s=min(1.0, self.cfg.stats_interval_s))
-        return QueueRun(label, index, ring, decoder, rx, spec)
+        return QueueRun(label, index, ring, decoder, rx, spec, live)
+
+    def _live_queue(self, index: int, label: str, ring_path: str) -> LiveQueue:
+        """The queue's live file in RUN_DIR; anonymous memory if RUN_DIR is
+        not writable (the run works, `top` and `stats --sources` do not see
+        it). The XDP program applies budgets itself: no table in the loop."""
+        budget = self.cfg.budget if self.backend.name != "afxdp" else None
+        kw = dict(queue=index, label=label, ring_path=ring_path, senders=self.cfg.senders, budget=budget)
+        if not self._live_files_failed:
+            path = live_path(self.cfg.dpdk.file_prefix, index)
+            try:
+                return LiveQueue.create(path, **kw)
+            except OSError as exc:
+                self._live_files_failed = True
+                self.echo(f"warning: cannot make {path} ({exc.strerror}); `logcaster top` and `stats --sources` "
+                          f"will not see this run (set LOGCASTER_RUN_DIR to a writable directory)")
+        return LiveQueue.create(None, **kw)
 
     def _spawn(self, qr: QueueRun) -> None:
         parent, child = self._mp.Pipe(duplex=False)
@@ -378,6 +400,8 @@ class Supervisor:
         self._ring_final = {}
         live_stats_path(self.cfg.dpdk.file_prefix).unlink(missing_ok=True)
         for qr in self.queues:
+            qr.live.unlink()            # the mapping stays: the summary still reads its counters
+        for qr in self.queues:
             final = self._ring_final[qr.index] = qr.ring.stats()
             path = qr.ring.path
             qr.ring.close()
@@ -422,6 +446,7 @@ class Supervisor:
 
     def totals(self, seconds: float, queues: list[dict] | None = None) -> Totals:
         t = Totals(seconds=seconds)
+        sequence: dict = {}
         for q in self.queue_counts() if queues is None else queues:
             rx, dec = q["rx"], q["decoder"]
             t.received += rx["packets"]
@@ -432,6 +457,9 @@ class Supervisor:
             merge_counts(t.skipped, skipped)
             merge_counts(t.formats, dec["formats"])
             merge_counts(t.flags, dec["flags"])
+            merge_counts(t.severities, dec["severities"])
+            merge_counts(sequence, dec["sequence"])
+            t.throttled += dec["throttled"]
             for key in ("ring_full", "sink_failed", "duplicates_suppressed", "delivered", "in_flight"):
                 setattr(t, key, getattr(t, key) + q[key])
             t.worker_restarts += q["restarts"]
@@ -441,7 +469,21 @@ class Supervisor:
             for kind in NIC_LOSSES:
                 if kind in stats:  # only the kinds this backend can lose packets to
                     t.nic[kind] = t.nic.get(kind, 0) + stats[kind]
+            t.throttled_nic += stats.get("throttled", 0)     # by the XDP program, before the RX loop
+        t.throttled += t.throttled_nic
+        senders, throttled = self.source_tables()
+        t.upstream = sources.upstream(sequence, senders)
+        t.throttled_sources = sources.top(throttled, "throttled")
         return t
+
+    def source_tables(self) -> tuple[list[dict], list[dict]]:
+        """Every sender (traffic, sequence counts) and every source under a
+        budget (RX loops and XDP program), merged over queues."""
+        lives = [qr.live for qr in self.queues]
+        senders, _ = sources.sender_table(lives)
+        in_rx, _ = sources.budget_table(lives)
+        in_xdp = self.backend.throttled_sources() if hasattr(self.backend, "throttled_sources") else []
+        return senders, sources.merge_sources(in_rx, in_xdp)
 
     def _queue_stats(self, queues: list[dict] | None = None) -> list[dict]:
         """Per queue, for --stats-json and the live stats file."""

@@ -12,11 +12,11 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-HEADERS = ("lc_batch.h", "lc_decode.h", "lc_ring.h", "lc_latency.h", "lc_rx.h", "lc_sock.h", "lc_replay.h",
+HEADERS = ("lc_batch.h", "lc_decode.h", "lc_senders.h", "lc_ring.h", "lc_latency.h", "lc_rx.h", "lc_sock.h", "lc_replay.h",
            "lc_relay.h")
 SOURCES = ("batch.c", "decode_net.c", "decode_syslog.c", "syslog_time.c", "decode_buffer.c", "pcap_reader.c",
            "jsonl.c", "ring.c", "arrow_export.c", "latency.c", "decode_datagram.c", "sock_rx.c", "replay.c",
-           "relay.c")
+           "relay.c", "senders.c")
 LIBRARIES = ["pcap"]
 CFLAGS = ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing",
           "-Werror=implicit-function-declaration"]

@@ -65,7 +65,8 @@ enum lc_col_kind {
 #define LC_F_VERSION        0x0800  /* RFC 5424 VERSION 2..999, header well formed: decoded as RFC 5424 */
 #define LC_F_NEWLINE        0x1000  /* line breaks ending the payload not in message (raw keeps them) */
 #define LC_F_AMBIGUOUS      0x2000  /* a header token could be two fields (docs/SYSLOG.md: which, and how read) */
-#define LC_F_NBITS 14
+#define LC_F_SEQ_GAP        0x4000  /* the sender's sequence skipped numbers before this record (lost upstream) */
+#define LC_F_NBITS 15
 
 struct lc_col_desc {
     uint32_t kind;          /* enum lc_col_kind */

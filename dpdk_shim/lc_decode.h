@@ -10,6 +10,9 @@
 #define LC_LINK_LINUX_SLL 113
 #define LC_LINK_LINUX_SLL2 276
 
+struct lc_senders;   /* lc_senders.h */
+struct lc_budget;
+
 /* Decoder state: options set once, counters with a single writer (the
  * thread that decodes). One per RX queue. */
 struct lc_decoder {
@@ -26,11 +29,22 @@ struct lc_decoder {
     uint64_t malformed;           /* frames too short/bad to reach a UDP payload */
     uint64_t flag_counts[16];     /* records per flag bit (bit i -> index i) */
     uint64_t format_counts[3];    /* records per format: rfc5424, rfc3164, raw */
+    uint64_t severity_counts[9];  /* records per severity 0..7; [8]: no valid PRI */
+    /* per sender (lc_senders.h); NULL: off */
+    struct lc_senders *senders;   /* traffic and sequence gaps per sender */
+    struct lc_budget *budget;     /* per-source budget, applied before decoding */
+    uint64_t throttled;           /* datagrams over their source's budget: no record */
+    uint64_t seq_records;         /* records that carried a sender sequence number */
+    uint64_t seq_lost;            /* numbers skipped that never came: lost upstream */
+    uint64_t seq_gaps;            /* records after a gap (flagged seq_gap) */
+    uint64_t seq_duplicates;
+    uint64_t seq_reorders;        /* a skipped number that came late (no longer lost) */
+    uint64_t seq_resets;          /* sequence restarts and wraps */
 };
 
 /* Decode one frame of `link` type into the next row of `b`.
  * Returns 1 if a record was written, 0 if the frame is not a UDP datagram
- * the decoder keeps (counted in d), -ENOSPC if `b` lacks room (nothing
+ * the decoder keeps or is over its source's budget (counted in d), -ENOSPC if `b` lacks room (nothing
  * written, nothing counted: close the batch and call again). */
 int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
                     const uint8_t *frame, uint32_t caplen, int64_t rx_ns);

@@ -26,3 +26,23 @@ struct lc_rxq_stats {
     uint64_t kernel_drops;      /* drops the kernel reports for this queue (SO_RXQ_OVFL, XSK rx_dropped) */
     uint64_t pad[3];
 };
+
+/* The head of a queue's live file (appliance/live.py): the RX loop's and
+ * the decoder's counters and the sender tables sit in shared memory at
+ * these offsets, so `logcaster top` and `stats --sources` read them while
+ * the loop writes, at no cost to it. */
+#define LC_LIVE_MAGIC 0x3156494c   /* "LIV1" */
+struct lc_live_hdr {
+    uint32_t magic;
+    uint32_t abi;                 /* LC_ABI_VERSION of the writer */
+    uint32_t queue;
+    uint32_t pid;
+    uint64_t size;
+    uint64_t decoder_off;
+    uint64_t rxq_off;
+    uint64_t senders_off;         /* 0: no senders table */
+    uint64_t budget_off;          /* 0: no budget in the RX loop */
+    int64_t started_ns;           /* CLOCK_REALTIME when the file was made */
+    char label[64];
+    char ring_path[256];
+};

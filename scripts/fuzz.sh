@@ -47,7 +47,7 @@ fi
 mkdir -p "$OUT/corpus" "$OUT/crashes"
 
 # The decoder: frame layers, syslog layer and its helpers, batch layout.
-SOURCES=("$SHIM/src/batch.c" "$SHIM/src/decode_net.c")
+SOURCES=("$SHIM/src/batch.c" "$SHIM/src/decode_net.c" "$SHIM/src/senders.c")
 for f in "$SHIM"/src/decode_syslog*.c "$SHIM"/src/syslog_*.c; do
     [ -e "$f" ] && SOURCES+=("$f")
 done

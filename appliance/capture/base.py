@@ -8,7 +8,9 @@ and the loss accounting do not care which backend runs.
 
 Life cycle, driven by appliance/supervisor.py:
     backend.start(plan)         -> queue labels, one per RX queue, plan order
-    backend.rx_loop(i, ring, decoder, cpu, ...) -> RxLoop (not started)
+    backend.rx_loop(i, ring, decoder, cpu, ..., stats) -> RxLoop (not started;
+                                  stats: its `struct lc_rxq_stats *`, in the
+                                  queue's live file, or None: its own)
     loop.launch() ...           (the supervisor runs workers meanwhile)
     backend.stop_all(); loop.wait()
     backend.nic_stats()         per port/interface, after the loops ended
@@ -55,7 +57,7 @@ class Backend(Protocol):
 
     def describe(self) -> list[str]: ...
 
-    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions) -> RxLoop: ...
+    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions, stats=None) -> RxLoop: ...
 
     def stop_all(self) -> None: ...
 

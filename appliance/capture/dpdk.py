@@ -179,10 +179,10 @@ class RxQueue:
     """The C RX loop of one queue on its lcore, feeding one ring."""
 
     def __init__(self, eal: Eal, port: Port, queue_id: int, lcore: int, ring, decoder, options: LoopOptions, *,
-                 idle_spin_us: int, idle_sleep_us: int):
+                 idle_spin_us: int, idle_sleep_us: int, stats=None):
         ffi, lib = eal.ffi, eal.lib
         self.lib, self.lcore, self.queue_id, self.port = lib, lcore, queue_id, port
-        self.stats_c = ffi.new("struct lc_rxq_stats *")
+        self.stats_c = stats if stats is not None else ffi.new("struct lc_rxq_stats *")
         # Decoded into while the ring is full, then counted as lost (ring_full).
         self._scratch = Batch(capacity=options.batch_size, avg_payload=options.batch_avg_payload)
         self._keep = (ring, decoder)
@@ -298,12 +298,12 @@ class DpdkBackend:
                              f"{lcore_node}: every packet crosses the interconnect")
         return lines
 
-    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions) -> RxQueue:
+    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions, stats=None) -> RxQueue:
         port, q, stop_after = self._queues[index]
         if stop_after:
             options = dataclasses.replace(options, stop_after=stop_after, idle_stop_ms=PCAP_IDLE_STOP_MS)
         return RxQueue(self.eal, port, q, index + 1, ring, decoder, options,  # lcore i+1 runs on plan.rx_cores[i]
-                       idle_spin_us=self.idle_spin_us, idle_sleep_us=self.idle_sleep_us)
+                       idle_spin_us=self.idle_spin_us, idle_sleep_us=self.idle_sleep_us, stats=stats)
 
     def stop_all(self) -> None:
         if self.eal is not None:

@@ -180,9 +180,9 @@ class SocketLoop:
     """The C recvmmsg loop of one socket, on a thread pinned to `cpu`, feeding one ring."""
 
     def __init__(self, sock: _Socket, index: int, ring, decoder, cpu: int | None, options: LoopOptions,
-                 msg_size: int = MSG_SIZE):
+                 msg_size: int = MSG_SIZE, stats=None):
         self.sock, self.index, self.cpu = sock, index, cpu
-        self.stats_c = ffi.new("struct lc_rxq_stats *")
+        self.stats_c = stats if stats is not None else ffi.new("struct lc_rxq_stats *")
         # Decoded into while the ring is full, then counted as lost (ring_full).
         self._scratch = Batch(capacity=options.batch_size, avg_payload=options.batch_avg_payload, queue_id=index)
         self._keep = (ring, decoder)
@@ -351,11 +351,11 @@ class SocketBackend:
 
     # -- loops ----------------------------------------------------------------
 
-    def rx_loop(self, index: int, ring, decoder, cpu: int | None, options: LoopOptions) -> SocketLoop:
+    def rx_loop(self, index: int, ring, decoder, cpu: int | None, options: LoopOptions, stats=None) -> SocketLoop:
         sock = self.sockets[index]
         if sock.loop is not None and sock.loop.running:
             raise LogCasterError(f"queue {index}: its RX loop is still running")
-        sock.loop = SocketLoop(sock, index, ring, decoder, cpu, options, self.msg_size)
+        sock.loop = SocketLoop(sock, index, ring, decoder, cpu, options, self.msg_size, stats=stats)
         return sock.loop
 
     def stop_all(self) -> None:

@@ -71,7 +71,12 @@ int lc_decode_datagram(struct lc_decoder *d, struct lc_batch_hdr *b, const void 
     }
     if (LC_UNLIKELY(!lc_batch_room(b, len)))
         return -ENOSPC;
+    uint8_t a16[16];
+    const uint8_t *from = d->senders || d->budget ? lc_addr16(a16, sa, slen == 16) : NULL;
+    if (d->budget && !lc_budget_check(d, d->budget, from, (uint64_t)rx_ns))
+        return 0;                       /* over its source's budget: counted there */
 
+    struct lc_sender_key k = {0};
     uint32_t row = lc_row_begin(b);
     lc_put_i64(b, LC_COL_RX_TIME, row, rx_ns);
     lc_put_ip(b, LC_COL_SRC_IP, row, slen == 16, sa);
@@ -82,7 +87,11 @@ int lc_decode_datagram(struct lc_decoder *d, struct lc_batch_hdr *b, const void 
     lc_put_u16(b, LC_COL_SRC_PORT, row, sport);
     lc_put_u16(b, LC_COL_DST_PORT, row, dport);
     lc_put_u16(b, LC_COL_VLAN, row, 0);
-    flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns);
+    flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns, &k);
+    if (d->senders) {
+        k.addr = from;
+        flags |= lc_senders_account(d, d->senders, &k, len, rx_ns);
+    }
     lc_record_finish(d, b, row, flags, len, rx_ns);
     return 1;
 }

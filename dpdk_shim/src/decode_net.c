@@ -29,6 +29,7 @@
 #include "decode_syslog.h"
 #include "ip_text.h"
 #include "record_finish.h"
+#include "senders.h"
 #include "utf8.h"
 
 #define LC_ETH_HLEN 14u
@@ -259,10 +260,15 @@ int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
     }
     if (LC_UNLIKELY(!lc_batch_room(b, len)))
         return -ENOSPC;
+    const uint8_t *iph = ip;
+    uint8_t a16[16];
+    const uint8_t *from = d->senders || d->budget ? lc_addr16(a16, v6 ? iph + 8 : iph + 12, v6) : NULL;
+    if (d->budget && !lc_budget_check(d, d->budget, from, (uint64_t)rx_ns))
+        return 0;                       /* over its source's budget: counted there */
 
     /* The record. */
     const uint8_t *payload = p + off;
-    const uint8_t *iph = ip;
+    struct lc_sender_key k = {0};
     uint32_t row = lc_row_begin(b);
     lc_put_i64(b, LC_COL_RX_TIME, row, rx_ns);
     lc_put_ip(b, LC_COL_SRC_IP, row, v6, v6 ? iph + 8 : iph + 12);
@@ -273,7 +279,11 @@ int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
     if (LC_UNLIKELY(nonfirst))
         flags |= lc_raw_record(d, b, row, payload, len);
     else
-        flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns);
+        flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns, &k);
+    if (d->senders) {
+        k.addr = from;
+        flags |= lc_senders_account(d, d->senders, &k, len, rx_ns);
+    }
     lc_record_finish(d, b, row, flags, len, rx_ns);
     return 1;
 

@@ -50,6 +50,7 @@
 
 #include "lc_batch_write.h"
 #include "decode_syslog.h"
+#include "senders.h"
 #include "syslog_time.h"
 #include "utf8.h"
 
@@ -80,6 +81,7 @@ struct lc_rec {
     uint8_t no_msg;          /* RFC 5424 without MSG: message is null */
     int64_t ts;
     struct lc_span host, app, procid, msgid, sd;
+    struct lc_span cisco_seq;    /* Cisco's sequence number, digits (NULL: none) */
     uint32_t msg;            /* message is payload[msg..n) */
 };
 
@@ -538,7 +540,7 @@ static uint32_t lc_cisco_module(const uint8_t *p, uint32_t n, uint32_t i)
  * 4471: Jan 15 10:00:05.101: %PM-4-ERR_DISABLE: ..."): returns the index
  * of the %MNEMONIC past "SEQ: [TIMESTAMP:] ", else i. Only taken when the
  * mnemonic follows; the relay's timestamp stays the record's. */
-static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p, uint32_t n,
+static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, struct lc_rec *r, const uint8_t *p, uint32_t n,
                                    uint32_t i, int64_t rx_ns)
 {
     uint32_t q = i;
@@ -547,6 +549,7 @@ static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p,
     if (q == i || q + 2 >= n || p[q] != ':' || p[q + 1] != ' ')
         return i;
     uint32_t a = q + 2;
+    r->cisco_seq = lc_span_of(p + i, q - i);
     if (p[a] == '%')
         return a;
     struct lc_ts ts;
@@ -554,6 +557,7 @@ static uint32_t lc_skip_cisco_body(const struct lc_decoder *d, const uint8_t *p,
     a += ts.len;
     if (ts.len && ts.colon && a + 1 < n && p[a] == ' ' && p[a + 1] == '%')
         return a + 1;
+    r->cisco_seq = (struct lc_span){NULL, 0};
     return i;
 }
 
@@ -645,7 +649,7 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
     while (i > 0 && i < n && p[i] == ' ')              /* "<13> Jan  1 ...": spaces after PRI */
         i++;
 
-    uint32_t q = i;
+    uint32_t q = i, seq_at = i;
     while (q < n && q - i < LC_SEQ_DIGITS && lc_dig(p[q]))
         q++;
     if (q + 1 < n && p[q] == ':' && p[q + 1] == ' ') {
@@ -666,6 +670,8 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
                 lc_cisco_next(d, p, n, c + 1, rx_ns, &ts) && ts.len)
                 i = ts_at = c + 1;
         }
+        if (ts_at == i && q > seq_at)
+            r->cisco_seq = lc_span_of(p + seq_at, q - seq_at);   /* "000123: " was a sequence number */
     }
     if (ts_at != i)
         lc_ts_bsd(p + i, n - i, d->tz_offset_s, rx_ns, &ts);
@@ -691,7 +697,7 @@ static int lc_parse_3164(const struct lc_decoder *d, struct lc_rec *r, const uin
             r->flags |= LC_F_AMBIGUOUS;                /* rsyslog: that year is the host */
         if (!have_host && i < n)
             i = lc_parse_host(r, p, n, i, ts.colon);
-        i = lc_skip_cisco_body(d, p, n, i, rx_ns);
+        i = lc_skip_cisco_body(d, r, p, n, i, rx_ns);
     } else {
         i = lc_parse_forwarded(r, p, n, i);
     }
@@ -710,8 +716,79 @@ static inline void lc_put_span(struct lc_batch_hdr *b, int col, uint32_t row, st
         lc_str_append(b, col, row, s.p, s.n);
 }
 
+/* Digits p[0..n) as a number, if there are 1..19 of them and nothing else. */
+static int lc_seq_number(const uint8_t *p, uint32_t n, uint64_t *v)
+{
+    if (n == 0 || n > 19)
+        return 0;
+    uint64_t x = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!lc_dig(p[i]))
+            return 0;
+        x = x * 10 + (uint64_t)(p[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+/* The value of PARAM in the element SD-ID of well-formed SD text (what
+ * lc_parse_sd kept), e.g. sequenceId in [meta sequenceId="7"]: sets *v and
+ * returns 1 when it is a number. */
+static int lc_sd_number(struct lc_span sd, const struct lc_seq_rule *rule, uint64_t *v)
+{
+    const uint8_t *p = sd.p;
+    uint32_t n = sd.n, i = 0;
+    while (i < n && p[i] == '[') {
+        uint32_t k = i + 1, j = LC_SPAN_SDNAME(p, k, n, n);
+        int ours = j - k == rule->sd_id_len && memcmp(p + k, rule->sd_id, j - k) == 0;
+        while (j < n && p[j] == ' ') {                 /* SP PARAM-NAME "=" value */
+            k = j + 1;
+            j = LC_SPAN_SDNAME(p, k, n, n);
+            int want = ours && j - k == rule->param_len && memcmp(p + k, rule->param, j - k) == 0;
+            j++;                                       /* '=' */
+            uint32_t a, e;
+            if (j < n && p[j] == '"') {
+                a = e = j + 1;
+                for (;;) {                             /* to the '"' no odd run of '\' escapes */
+                    e = lc_find(p, e, n, '"');
+                    uint32_t bs = e;
+                    while (bs > a && p[bs - 1] == '\\')
+                        bs--;
+                    if (e >= n || ((e - bs) & 1) == 0)
+                        break;
+                    e++;
+                }
+                j = e + 1;
+            } else {
+                a = j;
+                e = j = LC_SPAN_SDVAL(p, j, n, n);
+            }
+            if (want)
+                return lc_seq_number(p + a, e - a, v);
+        }
+        i = j + 1;                                     /* past ']' */
+    }
+    return 0;
+}
+
+/* The record's sequence number under the first rule that finds one. */
+static void lc_find_seq(const struct lc_senders *t, const struct lc_rec *r, struct lc_sender_key *k)
+{
+    for (uint32_t i = 0; i < t->nrules && i < LC_SEQ_RULES_MAX; i++) {
+        const struct lc_seq_rule *rule = &t->rules[i];
+        uint64_t v;
+        int found = rule->kind == LC_SEQ_CISCO ? r->cisco_seq.p && lc_seq_number(r->cisco_seq.p, r->cisco_seq.n, &v)
+                                               : r->sd.p && lc_sd_number(r->sd, rule, &v);
+        if (found && v >= rule->min && v <= rule->max) {
+            k->rule = i + 1;
+            k->seq = v;
+            return;
+        }
+    }
+}
+
 uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t row,
-                          const uint8_t *payload, uint32_t size, int64_t rx_ns)
+                          const uint8_t *payload, uint32_t size, int64_t rx_ns, struct lc_sender_key *k)
 {
     struct lc_rec r;
     memset(&r, 0, sizeof(r));
@@ -793,6 +870,13 @@ uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t
     if (r.has_pri) {
         lc_put_u8(b, LC_COL_FACILITY, row, r.pri >> 3);
         lc_put_u8(b, LC_COL_SEVERITY, row, r.pri & 7);
+    }
+    d->severity_counts[r.has_pri ? r.pri & 7 : 8]++;
+    if (d->senders) {
+        k->app = r.app.p;
+        k->app_len = r.app.n;
+        if (d->senders->nrules && r.fmt != LC_FMT_RAW)
+            lc_find_seq(d->senders, &r, k);
     }
     lc_str_append(b, LC_COL_FORMAT, row, lc_format_names[r.fmt], lc_format_lens[r.fmt]);
     if (r.has_ts)
