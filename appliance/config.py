@@ -154,7 +154,9 @@ MAX_SEQUENCE_RULES = 8                     # struct lc_senders.rules
 
 @dataclass(frozen=True)
 class SendersConfig:
-    enabled: bool = True                   # per-sender traffic and sequence gaps (top, stats --sources)
+    enabled: bool = True                   # the senders table: sequence gaps (and traffic) per sender
+    traffic: bool = True                   # every record counts in its sender's row (top senders and apps);
+                                           # false: only records with a sequence number (cheaper)
     table_size: int = 16384                # senders kept per RX queue; the least recently heard go first
     max_gap: int = 1_000_000               # a jump forward by more is a restart, not loss
     sequence: tuple[SequenceRule, ...] = DEFAULT_SEQUENCE_RULES
@@ -590,7 +592,8 @@ def _senders(data: Any) -> SendersConfig:
     else:
         raise ConfigError(f"senders.sequence: {_show(rules)} is not allowed (a list of at most "
                           f"{MAX_SEQUENCE_RULES} rules: \"cisco\" or {{sd_id, param}})")
-    s = SendersConfig(enabled=_bool(r, "enabled", True), table_size=_int(r, "table_size", 16384, 8, 1 << 24),
+    s = SendersConfig(enabled=_bool(r, "enabled", True), traffic=_bool(r, "traffic", True),
+                      table_size=_int(r, "table_size", 16384, 8, 1 << 24),
                       max_gap=_int(r, "max_gap", 1_000_000, 1, 1 << 62), sequence=seq)
     r.done([f.name for f in dataclasses.fields(SendersConfig)])
     return s

@@ -34,10 +34,10 @@ WAYS = lib.LC_TABLE_WAYS
 # One row of each table as numpy sees it (the C structs, field for field;
 # checked against ffi.sizeof at import).
 SENDER_DTYPE = np.dtype([
+    ("hash", "<u8"), ("used", "<u8"), ("records", "<u8"), ("bytes", "<u8"), ("last_ns", "<u8"),
     ("addr", "u1", 16), ("app_len", "u1"), ("seq_rule", "u1"), ("seq_tracking", "u1"), ("pad0", "u1", 5),
-    ("app", "S48"), ("hash", "<u8"), ("used", "<u8"), ("records", "<u8"), ("bytes", "<u8"),
-    ("seq_last", "<u8"), ("seq_first", "<u8"), ("seq_missing", "<u8"), ("lost", "<u8"), ("gaps", "<u8"),
-    ("duplicates", "<u8"), ("reorders", "<u8"), ("resets", "<u8"), ("last_ns", "<u8"), ("pad1", "<u8", 2),
+    ("app", "S48"), ("seq_last", "<u8"), ("seq_first", "<u8"), ("seq_missing", "<u8"), ("lost", "<u8"),
+    ("gaps", "<u8"), ("duplicates", "<u8"), ("reorders", "<u8"), ("resets", "<u8"), ("pad1", "<u8", 2),
 ])
 BUDGET_DTYPE = np.dtype([
     ("addr", "u1", 16), ("hash", "<u8"), ("used", "<u8"), ("tat", "<u8"), ("interval_ns", "<u8"),
@@ -176,6 +176,7 @@ class LiveQueue:
                 r.param, r.param_len = rule.param.encode(), len(rule.param)
                 r.min, r.max = rule.min, rule.max
             t.nrules = len(senders.sequence)
+            t.traffic = int(senders.traffic)
         if lay.budget_off:
             interval, tolerance = budget_params(budget.rate, budget.burst)
             rc = lib.lc_budget_init(base + lay.budget_off, lay.size - lay.budget_off, lay.budget_sets,

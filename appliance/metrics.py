@@ -103,6 +103,7 @@ class _Collector:
         for name, n in sorted(t.flags.items()):
             flags.add_metric([name], n)
         yield flags
+        yield from self._senders(snap)
         ok = GaugeMetricFamily("logcaster_accounting_ok",
                                "1 when received = records + other frames and records = delivered + losses + in flight")
         ok.add_metric([], 0 if t.check() else 1)
@@ -169,6 +170,41 @@ class _Collector:
             latency.add_metric([qid], buckets, sum_s)
         yield from fams.values()
         yield from (in_flight, fill, size, busy_ratio, latency)
+
+    def _senders(self, snap: Snapshot):
+        """Severities, budgets and upstream loss; per-source series only for
+        the TOP_N worst (bounded cardinality: stats --sources has them all)."""
+        t = snap.totals
+        sev = CounterMetricFamily("logcaster_records_by_severity", "Syslog records by severity (none: no valid PRI)",
+                                  labels=["severity"])
+        for name, n in t.severities.items():
+            sev.add_metric([name], n)
+        yield sev
+        thr = CounterMetricFamily("logcaster_throttled_packets", "Datagrams over their source's budget, by where "
+                                  "they were cut (xdp: before a copy; rx: in the RX loop)", labels=["where"])
+        thr.add_metric(["xdp"], t.throttled_nic)
+        thr.add_metric(["rx"], t.throttled - t.throttled_nic)
+        yield thr
+        per_src = GaugeMetricFamily("logcaster_source_throttled_packets", "Datagrams throttled, for the sources "
+                                    "throttled most", labels=["source"])
+        for r in t.throttled_sources:
+            per_src.add_metric([r["src"]], r["throttled"])
+        yield per_src
+        up = t.upstream
+        for key, help_ in (("lost", "Messages the senders' sequence numbers say never arrived (lost upstream)"),
+                           ("gaps", "Records that came after a gap in their sender's sequence"),
+                           ("duplicates", "Records whose sequence number was already seen"),
+                           ("reorders", "Records that came after later ones (no longer counted lost)"),
+                           ("resets", "Sender sequences that restarted or wrapped"),
+                           ("records", "Records that carried a sender sequence number")):
+            fam = CounterMetricFamily(f"logcaster_upstream_{key}", help_)
+            fam.add_metric([], up.get(key, 0))
+            yield fam
+        worst = GaugeMetricFamily("logcaster_sender_upstream_lost_messages", "Messages lost upstream, for the "
+                                  "senders that lost most", labels=["source", "app"])
+        for r in up.get("top", []):
+            worst.add_metric([r["src"], r["app"] or ""], r["lost"])
+        yield worst
 
     def _nic(self, snap: Snapshot):
         drops = CounterMetricFamily("logcaster_rx_dropped_packets", "Packets lost before the RX loop, by kind "

@@ -48,7 +48,7 @@ def _bsd(t: datetime) -> str:
     return f"{MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
 
 
-def _message(rng: random.Random, host: Host, t: datetime, seq: int) -> bytes:
+def _message(rng: random.Random, host: Host, t: datetime, seq: int, host_seq: int = 0) -> bytes:
     sev = rng.choices(range(8), weights=[1, 1, 2, 6, 10, 15, 40, 25])[0]
     user = rng.choice(["alice", "bob", "deploy", "root", "backup"])
     src = f"203.0.113.{rng.randrange(1, 255)}"
@@ -75,7 +75,7 @@ def _message(rng: random.Random, host: Host, t: datetime, seq: int) -> bytes:
         mn = rng.choice(["%LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to down",
                          "%SEC-6-IPACCESSLOGP: list 101 denied tcp 10.1.1.1(1234) -> 10.2.2.2(80), 1 packet",
                          "%SYS-5-CONFIG_I: Configured from console by admin on vty0"])
-        return f"<{pri}>{seq}: *{_bsd(t)}.{t.microsecond // 1000:03d}: {mn}".encode()
+        return f"<{pri}>{host_seq:06d}: *{_bsd(t)}.{t.microsecond // 1000:03d}: {mn}".encode()
     if host.kind == "asa":
         pri = 20 * 8 + sev
         return (f"<{pri}>{_bsd(t)} {host.name} : %ASA-{sev}-106023: Deny tcp src outside:{src}/{port} "
@@ -149,16 +149,26 @@ class _FrameBuilder:
         return bytes(t) + payload
 
 
+CISCO_LOST_EVERY = 250
+
+
 def messages(count: int, *, seed: int = 5424, hosts: int = 200,
              rate: float = 10_000.0) -> Iterator[tuple[float, Host, bytes]]:
     """Yield (time, host, payload) for `count` messages, `rate` per second apart."""
     rng = random.Random(seed)
     pool = _hosts(rng, hosts)
     weights = [1.0 / (1 + i % 40) for i in range(hosts)]  # a few chatty hosts, a long tail
+    counters: dict[str, int] = {}
     for seq in range(count):
         t = BASE_TIME + timedelta(seconds=seq / rate)
         host = rng.choices(pool, weights)[0]
-        yield t.timestamp(), host, _message(rng, host, t, seq)
+        # Cisco's own sequence number (`service sequence-numbers`), per device; one message in
+        # CISCO_LOST_EVERY never reaches the collector, as on a lossy path (summary: "lost before
+        # reaching us").
+        n = counters[host.name] = counters.get(host.name, 0) + 1
+        if n % CISCO_LOST_EVERY == 0:
+            n = counters[host.name] = n + 1
+        yield t.timestamp(), host, _message(rng, host, t, seq, n)
 
 
 def frames(count: int, **kw) -> Iterator[tuple[float, bytes]]:

@@ -302,9 +302,10 @@ class Supervisor:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
+            xdp = self.backend.throttled_sources() if hasattr(self.backend, "throttled_sources") else []
             tmp.write_text(to_json(t, pid=os.getpid(), backend=self.backend.name, updated=time.time(),
                                    latency_us=percentiles(self._latency_counts(queues)),
-                                   queues=self._queue_stats(queues)))
+                                   queues=self._queue_stats(queues), xdp_sources=xdp))
             os.replace(tmp, path)
         except OSError as exc:
             if not self._live_stats_failed:     # once, not every interval

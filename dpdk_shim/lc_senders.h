@@ -36,18 +36,21 @@ struct lc_seq_rule {
 };
 
 /* One sender: a source address and, for per_app rules and unsequenced
- * records, an app_name. 192 bytes. */
+ * records, an app_name. 192 bytes; what every record touches is in the
+ * first 64 (a lookup compares hash, app_len and addr; the app name itself
+ * is stood for by the 64-bit hash). */
 struct lc_sender {
+    uint64_t hash;               /* of the key; 0: empty slot */
+    uint64_t used;               /* the table's clock at the last record (LRU) */
+    uint64_t records;
+    uint64_t bytes;
+    uint64_t last_ns;            /* rx time of the last record */
     uint8_t addr[16];            /* IPv4 as ::ffff:a.b.c.d */
     uint8_t app_len;
     uint8_t seq_rule;            /* 1 + rule index of its sequenced records, 0: none seen */
     uint8_t seq_tracking;        /* seq_last holds a number */
     uint8_t pad0[5];
     char app[48];
-    uint64_t hash;               /* of the key; 0: empty slot */
-    uint64_t used;               /* the table's clock at the last record (LRU) */
-    uint64_t records;
-    uint64_t bytes;
     uint64_t seq_last;           /* highest sequence number seen since the last reset */
     uint64_t seq_first;          /* first number seen since the last reset */
     uint64_t seq_missing;        /* bit i: seq_last - 1 - i was skipped and has not come since */
@@ -56,7 +59,6 @@ struct lc_sender {
     uint64_t duplicates;
     uint64_t reorders;           /* late records: a skipped number that came after all */
     uint64_t resets;             /* restarts (reboot, jump beyond max_gap) and wraps */
-    uint64_t last_ns;            /* rx time of the last record */
     uint64_t pad1[2];
 };
 
@@ -67,7 +69,7 @@ struct lc_senders {
     uint64_t evictions;          /* senders replaced in a full set */
     uint64_t max_gap;            /* a jump forward by more is a restart, not loss */
     uint32_t nrules;
-    uint32_t pad;
+    uint32_t traffic;            /* 1: every record counts in its sender's row; 0: sequenced records only */
     struct lc_seq_rule rules[8];
     uint64_t reserved[4];
 };

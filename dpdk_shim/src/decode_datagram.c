@@ -88,7 +88,7 @@ int lc_decode_datagram(struct lc_decoder *d, struct lc_batch_hdr *b, const void 
     lc_put_u16(b, LC_COL_DST_PORT, row, dport);
     lc_put_u16(b, LC_COL_VLAN, row, 0);
     flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns, &k);
-    if (d->senders) {
+    if (d->senders && (k.rule || d->senders->traffic)) {
         k.addr = from;
         flags |= lc_senders_account(d, d->senders, &k, len, rx_ns);
     }

@@ -280,7 +280,7 @@ int lc_decode_frame(struct lc_decoder *d, struct lc_batch_hdr *b, int link,
         flags |= lc_raw_record(d, b, row, payload, len);
     else
         flags |= lc_syslog_decode(d, b, row, payload, len, rx_ns, &k);
-    if (d->senders) {
+    if (d->senders && (k.rule || d->senders->traffic)) {
         k.addr = from;
         flags |= lc_senders_account(d, d->senders, &k, len, rx_ns);
     }

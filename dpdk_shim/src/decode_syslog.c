@@ -60,6 +60,7 @@
 #define LC_SD_NAME_MAX 32      /* SD-NAME, RFC 5424 6.3.2 */
 #define LC_SD_NAME_LONG 255    /* longer ones are kept (as syslog-ng does), flagged */
 #define LC_SEQ_DIGITS 10       /* Cisco sequence number "000123: " */
+#define LC_SD_ELEMS 8          /* SD-ELEMENTs whose start a record keeps (sequence rules look there) */
 #define LC_ASCII_MASK 0x8080808080808080ull
 #define LC_ONES 0x0101010101010101ull
 
@@ -82,6 +83,8 @@ struct lc_rec {
     int64_t ts;
     struct lc_span host, app, procid, msgid, sd;
     struct lc_span cisco_seq;    /* Cisco's sequence number, digits (NULL: none) */
+    uint8_t nsd;             /* SD-ELEMENTs kept, up to LC_SD_ELEMS: where each starts in p */
+    uint32_t sd_at[LC_SD_ELEMS];
     uint32_t msg;            /* message is payload[msg..n) */
 };
 
@@ -220,7 +223,7 @@ static uint32_t lc_parse_pri(const uint8_t *p, uint32_t n, int *pri)
 /* SD-ELEMENTs from p[i] == '['. Returns the index after the last
  * well-formed element (i if none). *lenient is set when an element used
  * unquoted PARAM-VALUEs or an SD-NAME longer than RFC 5424 allows. */
-static uint32_t lc_parse_sd(const uint8_t *p, uint32_t n, uint32_t i, int *lenient)
+static uint32_t lc_parse_sd(struct lc_rec *r, const uint8_t *p, uint32_t n, uint32_t i, int *lenient)
 {
     uint32_t good = i;
     while (i < n && p[i] == '[') {
@@ -273,6 +276,8 @@ static uint32_t lc_parse_sd(const uint8_t *p, uint32_t n, uint32_t i, int *lenie
         }
         if (unquoted)
             *lenient = 1;
+        if (r->nsd < LC_SD_ELEMS)
+            r->sd_at[r->nsd++] = i;
         good = i = j;
     }
     return good;
@@ -333,7 +338,7 @@ static void lc_parse_5424(const struct lc_decoder *d, struct lc_rec *r, const ui
             e = i + 1;                                 /* NILVALUE */
     } else if (p[i] == '[') {
         int lenient = 0;
-        e = lc_parse_sd(p, n, i, &lenient);
+        e = lc_parse_sd(r, p, n, i, &lenient);
         if (e > i)
             r->sd = lc_span_of(p + i, e - i);
         if (lenient)
@@ -731,25 +736,25 @@ static int lc_seq_number(const uint8_t *p, uint32_t n, uint64_t *v)
     return 1;
 }
 
-/* The value of PARAM in the element SD-ID of well-formed SD text (what
- * lc_parse_sd kept), e.g. sequenceId in [meta sequenceId="7"]: sets *v and
- * returns 1 when it is a number. */
-static int lc_sd_number(struct lc_span sd, const struct lc_seq_rule *rule, uint64_t *v)
+/* The value of PARAM in the element SD-ID, e.g. sequenceId in
+ * [meta sequenceId="7"], among the elements lc_parse_sd kept (well formed;
+ * their starts are in r->sd_at): sets *v and returns 1 when it is a number. */
+static int lc_sd_number(const struct lc_rec *r, const uint8_t *p, uint32_t n, const struct lc_seq_rule *rule,
+                        uint64_t *v)
 {
-    const uint8_t *p = sd.p;
-    uint32_t n = sd.n, i = 0;
-    while (i < n && p[i] == '[') {
-        uint32_t k = i + 1, j = LC_SPAN_SDNAME(p, k, n, n);
-        int ours = j - k == rule->sd_id_len && memcmp(p + k, rule->sd_id, j - k) == 0;
+    for (uint32_t el = 0; el < r->nsd; el++) {
+        uint32_t k = r->sd_at[el] + 1, j = k + rule->sd_id_len;
+        if (j >= n || (p[j] != ' ' && p[j] != ']') || memcmp(p + k, rule->sd_id, rule->sd_id_len) != 0)
+            continue;
         while (j < n && p[j] == ' ') {                 /* SP PARAM-NAME "=" value */
             k = j + 1;
             j = LC_SPAN_SDNAME(p, k, n, n);
-            int want = ours && j - k == rule->param_len && memcmp(p + k, rule->param, j - k) == 0;
+            int want = j - k == rule->param_len && memcmp(p + k, rule->param, j - k) == 0;
             j++;                                       /* '=' */
             uint32_t a, e;
             if (j < n && p[j] == '"') {
                 a = e = j + 1;
-                for (;;) {                             /* to the '"' no odd run of '\' escapes */
+                for (;;) {                             /* to the '"' no odd run of '\\' escapes */
                     e = lc_find(p, e, n, '"');
                     uint32_t bs = e;
                     while (bs > a && p[bs - 1] == '\\')
@@ -766,19 +771,20 @@ static int lc_sd_number(struct lc_span sd, const struct lc_seq_rule *rule, uint6
             if (want)
                 return lc_seq_number(p + a, e - a, v);
         }
-        i = j + 1;                                     /* past ']' */
+        return 0;
     }
     return 0;
 }
 
 /* The record's sequence number under the first rule that finds one. */
-static void lc_find_seq(const struct lc_senders *t, const struct lc_rec *r, struct lc_sender_key *k)
+static void lc_find_seq(const struct lc_senders *t, const struct lc_rec *r, const uint8_t *p, uint32_t n,
+                        struct lc_sender_key *k)
 {
     for (uint32_t i = 0; i < t->nrules && i < LC_SEQ_RULES_MAX; i++) {
         const struct lc_seq_rule *rule = &t->rules[i];
         uint64_t v;
         int found = rule->kind == LC_SEQ_CISCO ? r->cisco_seq.p && lc_seq_number(r->cisco_seq.p, r->cisco_seq.n, &v)
-                                               : r->sd.p && lc_sd_number(r->sd, rule, &v);
+                                               : r->nsd && lc_sd_number(r, p, n, rule, &v);
         if (found && v >= rule->min && v <= rule->max) {
             k->rule = i + 1;
             k->seq = v;
@@ -876,7 +882,7 @@ uint16_t lc_syslog_decode(struct lc_decoder *d, struct lc_batch_hdr *b, uint32_t
         k->app = r.app.p;
         k->app_len = r.app.n;
         if (d->senders->nrules && r.fmt != LC_FMT_RAW)
-            lc_find_seq(d->senders, &r, k);
+            lc_find_seq(d->senders, &r, p, n, k);
     }
     lc_str_append(b, LC_COL_FORMAT, row, lc_format_names[r.fmt], lc_format_lens[r.fmt]);
     if (r.has_ts)

@@ -15,8 +15,8 @@
  *   a skipped number that comes late   -> reorder, lost -= 1
  *   (within LC_SEQ_WINDOW of the newest)
  *   a number already seen (window)     -> duplicate
- *   further back than the window       -> reset: a wrap when the newest was
- *                                         near the rule's max and this one is
+ *   further back than the window, or   -> reset: a wrap when the newest was
+ *   back at the rule's min or min + 1     near the rule's max and this one is
  *                                         near its min (numbers skipped across
  *                                         the wrap are lost), else a restart
  *                                         (reboot: nothing counted lost)
@@ -126,7 +126,9 @@ uint16_t lc_seq_observe(struct lc_decoder *d, struct lc_senders *t, struct lc_se
         d->seq_duplicates++;
         return 0;
     }
-    if (back <= LC_SEQ_WINDOW) {
+    const struct lc_seq_rule *r = &t->rules[rule - 1];
+    int first_numbers = s <= r->min + 1 && back > 1;   /* a sender that restarted counts from min again */
+    if (back <= LC_SEQ_WINDOW && !first_numbers) {
         uint64_t bit = 1ull << (back - 1);
         if (e->seq_missing & bit) {                    /* counted lost, came after all */
             e->seq_missing &= ~bit;
@@ -143,8 +145,8 @@ uint16_t lc_seq_observe(struct lc_decoder *d, struct lc_senders *t, struct lc_se
         }
         return 0;
     }
-    /* Further back than the window: the sequence started again. */
-    const struct lc_seq_rule *r = &t->rules[rule - 1];
+    /* Further back than the window, or back at the first numbers: the
+     * sequence started again. */
     uint16_t flags = 0;
     e->resets++;
     d->seq_resets++;

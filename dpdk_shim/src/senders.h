@@ -42,20 +42,28 @@ static inline uint64_t lc_load64(const uint8_t *p)
     return v;
 }
 
-/* Hash of an address (16 bytes) and up to 48 bytes of app name; never 0. */
+/* Hash of an address (16 bytes) and up to 48 bytes of app name; never 0.
+ * Multiply-xor per eight bytes and one finaliser: the lookup runs for
+ * every record. */
 static inline uint64_t lc_key_hash(const uint8_t *addr, const uint8_t *app, uint32_t n)
 {
-    uint64_t h = lc_mix(lc_load64(addr) ^ 0x9e3779b97f4a7c15ull) ^ lc_load64(addr + 8);
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (lc_load64(addr) * k) ^ lc_load64(addr + 8);
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8)
-        h = lc_mix(h) ^ lc_load64(app + i);
+        h = (h ^ lc_load64(app + i)) * k;
     if (i < n) {
         uint64_t tail = 0;
         memcpy(&tail, app + i, n - i);
-        h = lc_mix(h) ^ tail ^ ((uint64_t)n << 56);
+        h = (h ^ tail) * k;
     }
-    h = lc_mix(h + n);
-    return h | 1;
+    h = lc_mix(h ^ n);
+    return h ? h : 1;                                  /* 0 marks an empty slot */
+}
+
+static inline int lc_addr_eq(const uint8_t *a, const uint8_t *b)
+{
+    return lc_load64(a) == lc_load64(b) && lc_load64(a + 8) == lc_load64(b + 8);
 }
 
 uint16_t lc_seq_observe(struct lc_decoder *d, struct lc_senders *t, struct lc_sender *e, uint32_t rule,
@@ -73,8 +81,8 @@ static inline struct lc_sender *lc_sender_get(struct lc_senders *t, const uint8_
     for (int w = 0; w < LC_TABLE_WAYS; w++) {
         struct lc_sender *e = set + w;
         if (e->hash == h) {
-            if (e->app_len == app_len && memcmp(e->addr, addr, 16) == 0 && memcmp(e->app, app, app_len) == 0)
-                return e;
+            if (e->app_len == app_len && lc_addr_eq(e->addr, addr))
+                return e;                              /* the 64-bit hash stands for the app name */
         } else if (e->hash == 0) {                     /* sets fill in order: no match after a hole */
             victim = e;
             goto fresh;
@@ -121,7 +129,7 @@ static inline int lc_budget_check(struct lc_decoder *d, struct lc_budget *t, con
     struct lc_budget_entry *e = NULL, *victim = set;
     for (int w = 0; w < LC_TABLE_WAYS; w++) {
         struct lc_budget_entry *s = set + w;
-        if (s->hash == h && memcmp(s->addr, addr, 16) == 0) {
+        if (s->hash == h && lc_addr_eq(s->addr, addr)) {
             e = s;
             break;
         }
