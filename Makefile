@@ -23,6 +23,7 @@ bench: setup
 	$(PY) bench/pipeline.py
 	$(PY) bench/relay.py
 	$(PY) bench/kafka.py
+	$(PY) bench/xdp.py
 
 bench-e2e: setup
 	$(PY) bench/e2e.py $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(E2E_ARGS)

@@ -7,6 +7,11 @@ per-CPU counters, detach it.
         ...
         prog.counters()                            # once per stats interval, not per packet
 
+Per-source budgets (issue 12; `budget=` a config.BudgetConfig, XdpProgram
+.set_budget() at run time): the program drops a source's syslog datagrams
+over its budget at the NIC, GCRA as in dpdk_shim/src/senders.h;
+`throttled_sources()` names the sources it throttled.
+
 Attaching goes through libbpf (bpf_xdp_attach, loaded with ctypes) so every
 failure carries its errno, and always with XDP_FLAGS_UPDATE_IF_NOEXIST: a
 program already on the interface is never replaced by accident. A program
@@ -40,19 +45,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import paths, probe
-from appliance.config import MAX_UDP_PORTS
+from appliance.config import MAX_BUDGET_OVERRIDES, MAX_UDP_PORTS, BudgetConfig, budget_burst
 from appliance.errors import ENVIRONMENT, LogCasterError
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("xdp_syslog.c")
 PROG_NAME = "lc_xdp_syslog"          # the function in xdp_syslog.c; how we recognise our program
-COUNTERS = ("seen", "redirected", "passed", "redirect_failed", "denied", "frag_passed")
+COUNTERS = ("seen", "redirected", "passed", "redirect_failed", "denied", "frag_passed", "throttled")
 MAX_PORTS = MAX_UDP_PORTS            # entries of the ports map: capture.udp_ports at most
 DENY_MAX = 1024                      # prefixes per address family
 MIN_XSKS = 64                        # XSKMAP entries at least (index = RX queue)
+BUDGET_OFF_MAX = 8                   # entries of the budget map when loaded with budgets off
 MODES = ("auto", "native", "generic")
 _CFG_DENY_ENABLED = 0
+_CFG_BUDGET_ENABLED = 1
 
 # linux/if_link.h
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
@@ -106,6 +113,8 @@ def libbpf() -> ctypes.CDLL:
         lib.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
         lib.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
         lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(TestRunOpts)]
+        lib.bpf_map_lookup_batch.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                             ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]
         _libbpf = lib
     return _libbpf
 
@@ -184,15 +193,22 @@ def detach(ifindex: int, prog: Attached, fd: int | None = None) -> None:
 
 def test_run(prog_fd: int, frame: bytes) -> int:
     """Run the program once over `frame` (BPF_PROG_TEST_RUN); the XDP action."""
+    return test_run_repeat(prog_fd, frame, 1)[0]
+
+
+def test_run_repeat(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int]:
+    """Run the program `repeat` times over `frame` in the kernel
+    (BPF_PROG_TEST_RUN, bpf_test_run_opts.repeat): (the XDP action of the
+    last run, the kernel's average duration per run in ns)."""
     buf = ctypes.create_string_buffer(bytes(frame), len(frame))
     out = ctypes.create_string_buffer(len(frame) + 256)
     opts = TestRunOpts(sz=ctypes.sizeof(TestRunOpts), data_in=ctypes.cast(buf, ctypes.c_void_p),
                        data_out=ctypes.cast(out, ctypes.c_void_p), data_size_in=len(frame),
-                       data_size_out=len(out), repeat=1)
+                       data_size_out=len(out), repeat=repeat)
     rc = libbpf().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
     if rc < 0:
         raise XdpError("BPF_PROG_TEST_RUN", errno=-rc)
-    return opts.retval
+    return opts.retval, opts.duration
 
 
 # ---- privileges -------------------------------------------------------------------
@@ -239,20 +255,25 @@ def _deny_networks(deny: Iterable[str]) -> tuple[list, list]:
     return v4, v6
 
 
-def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_queues: int = MIN_XSKS):
+def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_queues: int = MIN_XSKS,
+                    budget: BudgetConfig | None = None):
     """Compile and load xdp_syslog.c with bcc and fill its maps; returns
-    (bpf, function). Not attached anywhere (see XdpProgram)."""
+    (bpf, function). Not attached anywhere (see XdpProgram). The budget map
+    holds budget.table_size sources when the budget is enabled, else
+    BUDGET_OFF_MAX (budgets cannot be turned on later in that program)."""
     ports = list(dict.fromkeys(int(p) for p in udp_ports))
     if not ports:
         raise XdpError("no UDP port to redirect: give at least one (e.g. 514)", errno=errno.EINVAL)
     if len(ports) > MAX_PORTS or not all(1 <= p <= 65535 for p in ports):
         raise XdpError(f"UDP ports {ports}: 1 to {MAX_PORTS} ports from 1 to 65535", errno=errno.EINVAL)
     v4, v6 = _deny_networks(deny)
+    budget_max = budget.table_size if budget is not None and budget.enabled else BUDGET_OFF_MAX
     check_privileges()
     probe.raise_memlock()
     from bcc import BPF
     cflags = [f"-DLC_MAX_QUEUES={max(MIN_XSKS, max_queues)}", f"-DLC_MAX_PORTS={MAX_PORTS}",
-              f"-DLC_DENY_MAX={DENY_MAX}", "-Wno-unused-function"]
+              f"-DLC_DENY_MAX={DENY_MAX}", f"-DLC_BUDGET_MAX={budget_max}",
+              f"-DLC_BUDGET_OVERRIDES_MAX={MAX_BUDGET_OVERRIDES}", "-Wno-unused-function"]
     try:
         bpf = BPF(src_file=str(SOURCE).encode(), cflags=cflags)
     except Exception as exc:  # bcc raises bare Exception
@@ -269,6 +290,7 @@ def compile_program(udp_ports: Iterable[int], *, deny: Iterable[str] = (), max_q
     try:
         set_ports(bpf, ports)
         set_deny(bpf, v4, v6)
+        set_budget(bpf, budget or BudgetConfig())
     except BaseException:
         bpf.cleanup()
         raise
@@ -297,6 +319,45 @@ def set_deny(bpf, v4: list, v6: list) -> None:
     cfg[cfg.Key(_CFG_DENY_ENABLED)] = cfg.Leaf(1 if (v4 or v6) else 0)
 
 
+def _budget_prefix(table, text: str):
+    """An override prefix as budget_overrides keys it: 128 bits of the
+    16-byte source address, IPv4 /n as ::ffff:a.b.c.d/(96 + n) (the same
+    key as struct lc_budget_override, appliance/live.py)."""
+    from appliance.live import addr16
+
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise XdpError(f"budget.overrides: {text!r} is not an IP prefix ({exc})", errno=errno.EINVAL) from None
+    key = table.Key()
+    key.prefixlen = net.prefixlen + (96 if net.version == 4 else 0)
+    key.addr = (ctypes.c_ubyte * 16)(*addr16(net.network_address))
+    return key
+
+
+def set_budget(bpf, budget: BudgetConfig) -> None:
+    """Load a BudgetConfig: the default (rate, burst), the override
+    prefixes, on/off (budget.enabled). Forgets every tracked source, so
+    each starts again under its new budget with a full burst."""
+    if len(budget.overrides) > MAX_BUDGET_OVERRIDES:
+        raise XdpError(f"budget.overrides: at most {MAX_BUDGET_OVERRIDES} prefixes", errno=errno.EINVAL)
+    if budget.enabled and bpf[b"budget"].max_entries < budget.table_size:
+        raise XdpError(f"budgets: the XDP program was loaded with room for {bpf[b'budget'].max_entries} sources, "
+                       f"budget.table_size is {budget.table_size}: reload it (restart)", errno=errno.EINVAL)
+    from appliance.live import budget_params          # interval and tolerance: the RX loops' too
+
+    cfg = bpf[b"config"]
+    cfg[cfg.Key(_CFG_BUDGET_ENABLED)] = cfg.Leaf(0)          # off while the tables change
+    default = bpf[b"budget_default"]
+    default[default.Key(0)] = default.Leaf(*budget_params(budget.rate, budget.burst))
+    tries = bpf[b"budget_overrides"]
+    tries.clear()
+    for o in budget.overrides:
+        tries[_budget_prefix(tries, o.prefix)] = tries.Leaf(*budget_params(o.rate, o.burst))
+    bpf[b"budget"].clear()
+    cfg[cfg.Key(_CFG_BUDGET_ENABLED)] = cfg.Leaf(1 if budget.enabled else 0)
+
+
 def read_counters(bpf, ports: list[int]) -> dict:
     """Per-CPU counters summed, and per-port hits {port: n}."""
     c = bpf[b"counters"]
@@ -304,6 +365,50 @@ def read_counters(bpf, ports: list[int]) -> dict:
     h = bpf[b"port_hits"]
     out["port_hits"] = {p: int(h.sum(h.Key(i)).value) for i, p in enumerate(ports)}
     return out
+
+
+def _lookup_all(table, chunk: int = 4096) -> list:
+    """Every (key, value) of a hash map, BPF_MAP_LOOKUP_BATCH in chunks (a
+    few system calls for the whole map, not two per entry)."""
+    keys, values = (table.Key * chunk)(), (table.Leaf * chunk)()
+    token_in, token_out = ctypes.c_uint32(0), ctypes.c_uint32(0)
+    out, first = [], True
+    lib = libbpf()
+    while True:
+        count = ctypes.c_uint32(chunk)
+        rc = lib.bpf_map_lookup_batch(table.map_fd, None if first else ctypes.byref(token_in),
+                                      ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
+        out += [(bytes(keys[i]), table.Leaf.from_buffer_copy(values[i])) for i in range(count.value)]
+        if rc < 0 and -rc == errno.ENOENT:
+            return out                       # the end of the map
+        if rc < 0:
+            raise XdpError("reading the budget map (BPF_MAP_LOOKUP_BATCH)", errno=-rc)
+        token_in.value, first = token_out.value, False
+
+
+def throttled_sources(bpf) -> list[dict]:
+    """Sources the budget throttled (dropped at least one datagram of), the
+    most throttled first: [{"src": "198.18.0.5", "passed": n, "throttled": m}]
+    with each source's datagrams within and over its budget since it was
+    last (re)made in the map."""
+    from appliance.live import addr_text
+
+    rows = [{"src": addr_text(k), "passed": int(v.passed), "throttled": int(v.throttled)}
+            for k, v in _lookup_all(bpf[b"budget"]) if v.throttled]
+    return sorted(rows, key=lambda r: (-r["throttled"], r["src"]))
+
+
+def describe_budget(budget: BudgetConfig) -> str:
+    """The budget as describe() says it."""
+    if not budget.enabled:
+        return "budget off"
+    if budget.rate > 0:
+        text = f"budget {budget.rate:g}/s burst {budget_burst(budget.rate, budget.burst)} per source"
+    else:
+        text = "budget only for override prefixes"
+    if budget.overrides:
+        text += f", {len(budget.overrides)} override{'s' if len(budget.overrides) != 1 else ''}"
+    return text + f", dropped at the NIC (up to {budget.table_size} sources tracked)"
 
 
 class _InterfaceLock:
@@ -383,13 +488,14 @@ class XdpProgram:
     """
 
     def __init__(self, ifname: str, udp_ports: Iterable[int], *, mode: str = "auto", deny: Iterable[str] = (),
-                 attach: bool = True):
+                 budget: BudgetConfig | None = None, attach: bool = True):
         if mode not in MODES:
             raise XdpError(f"XDP mode {mode!r}: one of {', '.join(MODES)}", errno=errno.EINVAL)
         self.ifname = ifname
         self.ifindex = ifindex_of(ifname)
         self.ports = list(dict.fromkeys(int(p) for p in udp_ports))
         self.deny = tuple(str(d) for d in deny)
+        self.budget = budget or BudgetConfig()
         self.requested_mode = mode
         self.mode: str | None = None
         self.fallback: str | None = None
@@ -403,7 +509,8 @@ class XdpProgram:
         self._lock = _InterfaceLock(self.ifname, self.ifindex)
         try:
             self._check_foreign()
-            self.bpf, self.fn = compile_program(self.ports, deny=self.deny, max_queues=self.rx_queues)
+            self.bpf, self.fn = compile_program(self.ports, deny=self.deny, max_queues=self.rx_queues,
+                                                budget=self.budget)
             if attach:
                 self.attach()
         except BaseException:
@@ -509,8 +616,18 @@ class XdpProgram:
 
     def counters(self) -> dict:
         """Summed per-CPU counters: seen, redirected, passed, redirect_failed,
-        denied, frag_passed, and port_hits {port: datagrams}."""
+        denied, frag_passed, throttled, and port_hits {port: datagrams}."""
         return read_counters(self.bpf, self.ports)
+
+    def throttled_sources(self) -> list[dict]:
+        """[{"src", "passed", "throttled"}] of the sources over budget (module throttled_sources)."""
+        return throttled_sources(self.bpf)
+
+    def set_budget(self, budget: BudgetConfig) -> None:
+        """A new budget at run time (every source starts again); turning
+        budgets on needs a program loaded with them on (its map's size)."""
+        set_budget(self.bpf, budget)
+        self.budget = budget
 
     def set_deny(self, deny: Iterable[str]) -> None:
         v4, v6 = _deny_networks(deny)
@@ -521,7 +638,7 @@ class XdpProgram:
         how = f"{self.mode} mode" + (f" ({self.fallback})" if self.fallback else "")
         deny = f"deny list {len(self.deny)} prefixes" if self.deny else "deny list off"
         text = (f"XDP {PROG_NAME} (id {self.prog_id}) on {self.ifname}: {how}, UDP ports "
-                f"{', '.join(map(str, self.ports))} -> AF_XDP, {deny}")
+                f"{', '.join(map(str, self.ports))} -> AF_XDP, {deny}, {describe_budget(self.budget)}")
         if self.replaced:
             text += f"; replaced a stale {self.replaced.name or PROG_NAME} (id {self.replaced.prog_id})"
         return text

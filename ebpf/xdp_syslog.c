@@ -9,6 +9,7 @@
  *       UDP whose destination port is in `ports`   -> XSK of ctx->rx_queue_index
  *                                                     (XDP_PASS if no socket there)
  *       source in the deny list (when enabled)      -> XDP_DROP
+ *       source over its budget (when enabled)       -> XDP_DROP
  *   anything else (ARP, ICMP, ND, TCP/SSH, other UDP, deeper stacks,
  *   non-first IP fragments, truncated headers)      -> XDP_PASS
  *
@@ -17,14 +18,31 @@
  * TRUNCATED). Later fragments carry no port: they go to the kernel, which
  * drops them when reassembly times out (counted here as frag_passed).
  *
- * Counters are per CPU (no atomics): seen = redirected + passed + denied;
- * redirect_failed (a matching datagram on a queue without a bound socket,
- * given to the kernel) and frag_passed are part of passed.
+ * Budgets (issue 12; the same rule as dpdk_shim/src/senders.h for the DPDK
+ * and socket RX loops): each source address has a GCRA budget, an entry of
+ * the LRU map `budget` keyed by the address (16 bytes, IPv4 as
+ * ::ffff:a.b.c.d). A datagram conforms when the entry's theoretical arrival
+ * time `tat` is at most `tolerance_ns` ahead of now; each one conforming
+ * moves tat on by `interval_ns` (1e9 / rate; tolerance = (burst - 1) *
+ * interval; interval 0: unlimited). A new entry takes its interval and
+ * tolerance from the longest prefix in `budget_overrides` holding the
+ * address, else from `budget_default`. Entries are shared by all CPUs: the
+ * per-source counts are atomic; tat is read and written without a lock, so
+ * two CPUs taking datagrams of the same source at the same instant may let
+ * one more through than the budget (an update of tat lost), never fewer.
+ * When the map is full the least recently used source is forgotten: its
+ * next datagram starts a full burst.
+ *
+ * Counters are per CPU (no atomics): seen = redirected + passed + denied +
+ * throttled; redirect_failed (a matching datagram on a queue without a bound
+ * socket, given to the kernel) and frag_passed are part of passed.
  *
  * Compile-time parameters (bcc cflags, set by loader.py):
  *   LC_MAX_QUEUES  entries of xsks_map (RX queues of the interface)
  *   LC_MAX_PORTS   configured UDP ports (index range of port_hits)
  *   LC_DENY_MAX    entries of each deny-list trie
+ *   LC_BUDGET_MAX  sources tracked by `budget` (LRU)
+ *   LC_BUDGET_OVERRIDES_MAX  prefixes of budget_overrides
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -41,6 +59,12 @@
 #endif
 #ifndef LC_DENY_MAX
 #define LC_DENY_MAX 1024
+#endif
+#ifndef LC_BUDGET_MAX
+#define LC_BUDGET_MAX 65536
+#endif
+#ifndef LC_BUDGET_OVERRIDES_MAX
+#define LC_BUDGET_OVERRIDES_MAX 64
 #endif
 
 #define LC_MAX_VLAN 2
@@ -63,10 +87,12 @@
 #define LC_C_REDIRECT_FAILED 3
 #define LC_C_DENIED 4
 #define LC_C_FRAG_PASSED 5
-#define LC_NCOUNTERS 6
+#define LC_C_THROTTLED 6
+#define LC_NCOUNTERS 7
 
 /* config: indices */
 #define LC_CFG_DENY_ENABLED 0
+#define LC_CFG_BUDGET_ENABLED 1
 #define LC_NCONFIG 4
 
 struct lc_vlan_hdr {
@@ -84,6 +110,32 @@ struct lc_deny_v6_key {
     u8 addr[16];
 };
 
+/* A source address as the budget keys it: IPv4 as ::ffff:a.b.c.d. */
+struct lc_src {
+    u32 w[4];
+};
+
+/* A prefix of budget_overrides: of the 128 bits of an lc_src (an IPv4
+ * prefix /n is ::ffff:a.b.c.d/96+n, as in struct lc_budget_override). */
+struct lc_budget_prefix {
+    u32 prefixlen;
+    u8 addr[16];
+};
+
+struct lc_budget_params {
+    u64 interval_ns;             /* 1e9 / rate; 0: unlimited */
+    u64 tolerance_ns;            /* (burst - 1) * interval */
+};
+
+/* One source under a budget (loader.py throttled_sources reads it). */
+struct lc_budget_entry {
+    u64 tat;                     /* theoretical arrival time, bpf_ktime_get_ns() */
+    u64 interval_ns;
+    u64 tolerance_ns;
+    u64 passed;                  /* datagrams within the budget */
+    u64 throttled;               /* datagrams over it, dropped */
+};
+
 /* UDP destination port -> 1 + index of the port in the configuration (0: not ours). */
 BPF_ARRAY(ports, u8, 65536);
 BPF_PERCPU_ARRAY(counters, u64, LC_NCOUNTERS);
@@ -91,6 +143,9 @@ BPF_PERCPU_ARRAY(port_hits, u64, LC_MAX_PORTS);
 BPF_ARRAY(config, u32, LC_NCONFIG);
 BPF_LPM_TRIE(deny_v4, struct lc_deny_v4_key, u8, LC_DENY_MAX);
 BPF_LPM_TRIE(deny_v6, struct lc_deny_v6_key, u8, LC_DENY_MAX);
+BPF_TABLE("lru_hash", struct lc_src, struct lc_budget_entry, budget, LC_BUDGET_MAX);
+BPF_LPM_TRIE(budget_overrides, struct lc_budget_prefix, struct lc_budget_params, LC_BUDGET_OVERRIDES_MAX);
+BPF_ARRAY(budget_default, struct lc_budget_params, 1);
 /* RX queue index -> AF_XDP socket (filled by the shim, xsk_socket__update_xskmap). */
 BPF_XSKMAP(xsks_map, LC_MAX_QUEUES);
 
@@ -121,6 +176,47 @@ static __always_inline int lc_denied_v6(const struct ipv6hdr *ip6)
     struct lc_deny_v6_key key = {.prefixlen = 128};
     __builtin_memcpy(key.addr, &ip6->saddr, 16);
     return deny_v6.lookup(&key) != NULL;
+}
+
+/* The source's entry in `budget`, made with its budget when it has none
+ * (NULL only if the kernel could not make one: the datagram goes through). */
+static __always_inline struct lc_budget_entry *lc_budget_entry(struct lc_src *src)
+{
+    struct lc_budget_entry *e = budget.lookup(src);
+    if (e)
+        return e;
+    struct lc_budget_prefix prefix = {.prefixlen = 128};
+    __builtin_memcpy(prefix.addr, src->w, sizeof(prefix.addr));
+    struct lc_budget_params *p = budget_overrides.lookup(&prefix);
+    if (!p) {
+        int zero = 0;
+        p = budget_default.lookup(&zero);
+        if (!p)
+            return NULL;
+    }
+    struct lc_budget_entry fresh = {.interval_ns = p->interval_ns, .tolerance_ns = p->tolerance_ns};
+    budget.insert(src, &fresh);              /* BPF_NOEXIST: another CPU may have made it first */
+    return budget.lookup(src);
+}
+
+/* GCRA: 1 if the datagram is within its source's budget, 0 if over it. */
+static __always_inline int lc_budget_take(struct lc_src *src)
+{
+    struct lc_budget_entry *e = lc_budget_entry(src);
+    if (!e)
+        return 1;
+    u64 interval = e->interval_ns;
+    if (interval) {
+        u64 now = bpf_ktime_get_ns();
+        u64 tat = e->tat > now ? e->tat : now;
+        if (tat - now > e->tolerance_ns) {
+            __sync_fetch_and_add(&e->throttled, 1);
+            return 0;
+        }
+        e->tat = tat + interval;
+    }
+    __sync_fetch_and_add(&e->passed, 1);
+    return 1;
 }
 
 int lc_xdp_syslog(struct xdp_md *ctx)
@@ -220,6 +316,24 @@ int lc_xdp_syslog(struct xdp_md *ctx)
         int denied = v6 ? lc_denied_v6(ip6) : lc_denied_v4(ip4->saddr);
         if (denied) {
             lc_count(LC_C_DENIED);
+            return XDP_DROP;
+        }
+    }
+
+    int cfg_budget = LC_CFG_BUDGET_ENABLED;
+    u32 *budget_on = config.lookup(&cfg_budget);
+    if (budget_on && *budget_on) {
+        struct lc_src src;
+        if (v6) {
+            __builtin_memcpy(src.w, &ip6->saddr, sizeof(src.w));
+        } else {
+            src.w[0] = 0;
+            src.w[1] = 0;
+            src.w[2] = htonl(0xffff);
+            src.w[3] = ip4->saddr;
+        }
+        if (!lc_budget_take(&src)) {
+            lc_count(LC_C_THROTTLED);
             return XDP_DROP;
         }
     }

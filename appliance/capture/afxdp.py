@@ -14,6 +14,10 @@ each inserted into xsks_map -> attach (a stale program of ours from a crashed
 run is detached first; anyone else's is refused), so no datagram meets a
 queue without a socket. close() undoes it all, in reverse, and is safe to
 call at any point (the supervisor calls it in `finally`).
+
+Per-source budgets (cfg.budget, when enabled) are applied by the XDP program
+itself: a source's syslog datagrams over its budget are dropped at the NIC
+(nic_stats()[ifname]["throttled"]; throttled_sources() names the sources).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from appliance import probe
 from appliance.capture.base import LoopOptions, rxq_stats_dict
 from appliance.config import Config
 from appliance.errors import ENVIRONMENT, LogCasterError
+from appliance.sources import merge_sources
 from ebpf import loader
 from ebpf.loader import XdpError, XdpProgram
 
@@ -156,10 +161,10 @@ class XskRxLoop:
     """The C RX loop of one queue on a Python thread pinned to `cpu`."""
 
     def __init__(self, sock: XskSocket, index: int, ring, decoder, cpu: int, options: LoopOptions, *,
-                 idle_spin_us: int, idle_sleep_ms: int, stats_interval_ms: int = 100):
+                 idle_spin_us: int, idle_sleep_ms: int, stats_interval_ms: int = 100, stats=None):
         ffi, lib = sock.ffi, sock.lib
         self.lib, self.sock, self.index, self.cpu = lib, sock, index, cpu
-        self.stats_c = ffi.new("struct lc_rxq_stats *")
+        self.stats_c = stats if stats is not None else ffi.new("struct lc_rxq_stats *")
         size = lib.lc_batch_size(options.batch_size, options.batch_avg_payload)
         if size < 0:
             raise AfXdpError("sizing the scratch batch", errno=-size)
@@ -251,12 +256,14 @@ class AfXdpBackend:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.opts = cfg.afxdp              # xdp_mode, zerocopy, hugepages, need_wakeup, deny, idle_*
+        self.budget = cfg.budget           # per-source budgets, applied in the XDP program
         self.udp_ports = tuple(cfg.capture.udp_ports) or DEFAULT_UDP_PORTS
         self.programs: dict[str, XdpProgram] = {}
         self.promiscuous: dict[str, socket.socket] = {}     # interface -> the socket holding it promiscuous
         self.queues: list[_Queue] = []
         self.loops: list[XskRxLoop] = []
         self._final_nic: dict | None = None
+        self._final_sources: list[dict] | None = None
         self.ffi = self.lib = None
 
     # -- start ------------------------------------------------------------------------
@@ -295,7 +302,8 @@ class AfXdpBackend:
             raise AfXdpError(f"interface {ifname} has {have} RX queue{'s' if have != 1 else ''}; the config asks "
                              f"for {nqueues} (ethtool -L {ifname} combined {nqueues}; a veth takes numrxqueues "
                              f"at creation)", errno=errno.EINVAL)
-        prog = XdpProgram(ifname, self.udp_ports, mode=self.opts.xdp_mode, deny=self.opts.deny, attach=False)
+        prog = XdpProgram(ifname, self.udp_ports, mode=self.opts.xdp_mode, deny=self.opts.deny,
+                          budget=self.budget, attach=False)
         self.programs[ifname] = prog
         rx_size = _pow2(rx_descriptors)
         zerocopy = "off" if self.opts.xdp_mode == "generic" else self.opts.zerocopy
@@ -321,11 +329,11 @@ class AfXdpBackend:
 
     # -- run --------------------------------------------------------------------------
 
-    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions) -> XskRxLoop:
+    def rx_loop(self, index: int, ring, decoder, cpu: int, options: LoopOptions, stats=None) -> XskRxLoop:
         if not 0 <= index < len(self.queues):
             raise AfXdpError(f"no RX queue {index} (started {len(self.queues)})", errno=errno.EINVAL)
         loop = XskRxLoop(self.queues[index].sock, index, ring, decoder, cpu, options,
-                         idle_spin_us=self.opts.idle_spin_us, idle_sleep_ms=self.opts.idle_sleep_ms)
+                         idle_spin_us=self.opts.idle_spin_us, idle_sleep_ms=self.opts.idle_sleep_ms, stats=stats)
         self.loops.append(loop)
         return loop
 
@@ -337,7 +345,8 @@ class AfXdpBackend:
         """Per interface: the XDP counters, kernel drops of its sockets
         (XDP_STATISTICS rx_dropped + rx_ring_full + rx_invalid_descs, read
         now), and the sockets' statistics per queue. xdp_redirect_failed and
-        kernel_drops are losses (base.NIC_LOSSES)."""
+        kernel_drops are losses (base.NIC_LOSSES); `throttled` is what the
+        budget dropped (0 with budgets off)."""
         if self._final_nic is not None:
             return self._final_nic
         out: dict[str, dict] = {}
@@ -347,13 +356,23 @@ class AfXdpBackend:
                 "xdp_mode": prog.mode, "xdp_seen": c.get("seen", 0), "xdp_redirected": c.get("redirected", 0),
                 "xdp_passed": c.get("passed", 0), "xdp_redirect_failed": c.get("redirect_failed", 0),
                 "xdp_denied": c.get("denied", 0), "xdp_frag_passed": c.get("frag_passed", 0),
-                "port_hits": c.get("port_hits", {}), "kernel_drops": 0, "queues": {}}
+                "throttled": c.get("throttled", 0), "port_hits": c.get("port_hits", {}), "kernel_drops": 0,
+                "queues": {}}
         for q in self.queues:
             s = q.sock.statistics()
             entry = out[q.ifname]
             entry["kernel_drops"] += s["rx_dropped"] + s["rx_ring_full"] + s["rx_invalid_descs"]
             entry["queues"][q.queue] = {**s, "zerocopy": q.sock.zerocopy}
         return out
+
+    def throttled_sources(self) -> list[dict]:
+        """Sources over their budget, over all interfaces (one row per
+        source, counts summed), the most throttled first:
+        [{"src": "198.18.0.5", "passed": n, "throttled": m}, ...]."""
+        if self._final_sources is not None:
+            return self._final_sources
+        rows = merge_sources(*(prog.throttled_sources() for prog in self.programs.values() if prog.bpf is not None))
+        return sorted(rows, key=lambda r: (-r["throttled"], r["src"]))
 
     # -- stop -------------------------------------------------------------------------
 
@@ -368,6 +387,7 @@ class AfXdpBackend:
         if self.queues and self._final_nic is None:
             try:
                 self._final_nic = self.nic_stats()       # what the sockets counted, before they go
+                self._final_sources = self.throttled_sources()
             except LogCasterError as exc:
                 errors.append(exc)
         for q in reversed(self.queues):

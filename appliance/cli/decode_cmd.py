@@ -12,9 +12,11 @@ import pyarrow.parquet as pq
 
 from appliance import preflight
 from appliance.batch import SCHEMA, Batch
+from appliance.config import SendersConfig
 from appliance.decoder import NOT_RECORDS, Decoder, PcapReader
 from appliance.errors import ConfigError, LogCasterError
 from appliance.jsonl import JsonlEncoder
+from appliance.live import LiveQueue
 from appliance.timezone import utc_offset_seconds
 
 
@@ -40,7 +42,10 @@ def decode(pcap: Path, fmt: str, output: Path | None, with_raw: bool, tz: str, p
     """
     if fmt == "parquet" and output is None:
         raise ConfigError("--format parquet needs -o/--output FILE")
-    decoder = Decoder(tz_offset_s=utc_offset_seconds(tz), ports=ports)
+    # Sequence gaps per sender, as a run with the default `senders` config finds them: the
+    # same input gets the same flags (seq_gap) offline and live.
+    live = LiveQueue.create(None, queue=0, label="decode", ring_path="", senders=SendersConfig(), budget=None)
+    decoder = Decoder(tz_offset_s=utc_offset_seconds(tz), ports=ports, c=live.decoder, senders=live.senders)
     batch = Batch()
     started = time.perf_counter()
     with PcapReader(pcap) as reader:  # a bad input is reported before the output is created
@@ -86,3 +91,8 @@ def _summary(pcap: Path, packets: int, c: dict, seconds: float) -> None:
         f"malformed {c['malformed']}); flags: {flagged}; {seconds:.2f} s",
         err=True,
     )
+    seq = c["sequence"]
+    if seq["records"]:
+        click.echo(f"  sender sequence numbers: {seq['records']} records; lost before the capture {seq['lost']} "
+                   f"(gaps {seq['gaps']}), duplicates {seq['duplicates']}, reordered {seq['reorders']}, "
+                   f"resets {seq['resets']}", err=True)

@@ -68,7 +68,7 @@ spec = json.loads(sys.argv[1])
 q = spec["queues"]
 cfg = from_dict({"capture": {"backend": "afxdp", "udp_ports": [514], "burst": 64, "batch_size": 256,
                              "ports": [{"name": spec["ifname"], "queues": q, "rx_descriptors": 1024}]},
-                 "sinks": [{"type": "null"}], "afxdp": spec.get("afxdp", {})})
+                 "sinks": [{"type": "null"}], "afxdp": spec.get("afxdp", {}), "budget": spec.get("budget", {})})
 cpus = sorted(os.sched_getaffinity(0))
 plan = SimpleNamespace(rx_cores=tuple(cpus[i % len(cpus)] for i in range(q)),
                        worker_cores=tuple(cpus[-1] for _ in range(q)), queues=q)
@@ -138,7 +138,8 @@ try:
     result = {"labels": labels, "rcs": rcs, "running": [loop.running for loop, _ in loops],
               "rx": [loop.stats() for loop, _ in loops],
               "decoder": [d.counters() for _, d in loops], "ring": [r.stats() for r in rings],
-              "nic": backend.nic_stats(), "records": records, "kernel_udp": kernel_udp}
+              "nic": backend.nic_stats(), "throttled_sources": backend.throttled_sources(), "records": records,
+              "kernel_udp": kernel_udp}
 finally:
     done.set()
     backend.close()
@@ -253,8 +254,8 @@ def veth_link(queues: int = 1):
 class Driver:
     """DRIVER in the capture namespace; always killed at the end."""
 
-    def __init__(self, link: Link, queues: int, **afxdp):
-        spec = {"ifname": link.capture_if, "queues": queues, "afxdp": afxdp}
+    def __init__(self, link: Link, queues: int, budget: dict | None = None, **afxdp):
+        spec = {"ifname": link.capture_if, "queues": queues, "afxdp": afxdp, "budget": budget or {}}
         self.proc = subprocess.Popen(["ip", "netns", "exec", link.capture_ns, sys.executable, "-c", DRIVER,
                                       json.dumps(spec)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -406,7 +407,7 @@ def test_program_sorts_frames_without_an_interface():
         total = len(syslog) + len(passed) + len(fragments) + len(denied)
         assert c == {"seen": total, "redirected": 0, "passed": total - len(denied),
                      "redirect_failed": len(syslog), "denied": len(denied), "frag_passed": len(fragments),
-                     "port_hits": {SYSLOG_PORT: len(syslog) + len(denied), 5514: 0}}
+                     "throttled": 0, "port_hits": {SYSLOG_PORT: len(syslog) + len(denied), 5514: 0}}
     finally:
         bpf.cleanup()
 

@@ -28,6 +28,22 @@ def test_counter_indices_match_the_program():
     assert _defines("LC_NCOUNTERS")["LC_NCOUNTERS"] == len(loader.COUNTERS)
 
 
+def test_config_indices_match_the_program():
+    c = _defines("LC_CFG_")
+    assert (c["LC_CFG_DENY_ENABLED"], c["LC_CFG_BUDGET_ENABLED"]) == \
+        (loader._CFG_DENY_ENABLED, loader._CFG_BUDGET_ENABLED)
+
+
+def test_budget_is_described_as_configured():
+    from appliance.config import BudgetConfig, BudgetOverride
+
+    assert loader.describe_budget(BudgetConfig()) == "budget off"
+    assert loader.describe_budget(BudgetConfig(rate=1000.0, table_size=4096)) == \
+        "budget 1000/s burst 1000 per source, dropped at the NIC (up to 4096 sources tracked)"
+    assert loader.describe_budget(BudgetConfig(overrides=(BudgetOverride("198.18.0.0/24", 5.0, 2),))) == \
+        "budget only for override prefixes, 1 override, dropped at the NIC (up to 65536 sources tracked)"
+
+
 def test_program_function_is_named_for_stale_detection():
     assert re.search(rf"^int {loader.PROG_NAME}\(struct xdp_md \*ctx\)", loader.SOURCE.read_text(), re.M)
     assert len(loader.PROG_NAME) < 16, "the kernel keeps 15 characters of a program name"
