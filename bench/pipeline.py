@@ -1,8 +1,10 @@
 """Pipeline benchmark: DPDK net_pcap (infinite_rx) -> RX lcore -> ring -> worker -> sink.
 
 One RX lcore and one worker (the 2-core plan), for a fixed time, over the
-realistic sample pcap. Scenarios: the `null` sink (the data path's ceiling)
-and the `parquet` sink (the default store). Each runs `logcaster run` in a
+realistic sample pcap. Scenarios: the `null` sink (the data path's ceiling),
+`null-nosenders` and `null-gaps` (the same with the senders table off, and
+with gap detection alone: the table's cost on the RX core,
+`senders_overhead_rx`) and the `parquet` sink (the default store). Each runs `logcaster run` in a
 subprocess and reads its --stats-json. Prints a table and one JSON line per
 scenario: msgs_per_s (delivered), losses by kind, latency rx_time -> sink
 hand-off (p50/p99/p99.9, every message), RX core busy fraction and ns/packet.
@@ -20,7 +22,8 @@ emptying the ring after capture stops, it also gets
 ratio_vs_pyarrow_worker_time: delivered over worker_seconds, from the RX
 loops' launch to the last Parquet file completed (its mtime).
 
-    python bench/pipeline.py [--seconds 10] [--messages 20000] [--scenarios null,parquet]
+    python bench/pipeline.py [--seconds 10] [--messages 20000]
+                             [--scenarios null-nosenders,null-gaps,null,parquet]
                              [--rx-cpu 1] [--worker-cpu 0]
 """
 
@@ -46,10 +49,13 @@ from bench.store import parquet_store  # noqa: E402
 
 
 def scenario_config(name: str, pcap: Path, work: Path, rx_cpu: int, worker_cpu: int) -> dict:
-    sinks = {"null": [{"type": "null"}],
+    sinks = {"null": [{"type": "null"}], "null-nosenders": [{"type": "null"}], "null-gaps": [{"type": "null"}],
              "parquet": [{"type": "parquet", "path": str(work / "parquet"), "rotate_seconds": 5}],
              "jsonl": [{"type": "jsonl", "path": str(work / "jsonl"), "rotate_seconds": 5}]}[name]
+    extra = {"null-nosenders": {"senders": {"enabled": False}},
+             "null-gaps": {"senders": {"traffic": False}}}.get(name, {})
     return {
+        **extra,
         "capture": {"ports": [{"name": "net_pcap0", "vdev": f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
                                "link_timeout_ms": 0}],
                     "burst": 64, "batch_size": 1024},
@@ -189,7 +195,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--messages", type=int, default=20_000, help="distinct messages in the replayed pcap")
-    ap.add_argument("--scenarios", default="null,parquet")
+    ap.add_argument("--scenarios", default="null-nosenders,null-gaps,null,parquet")
     ap.add_argument("--rx-cpu", type=int, default=1)
     ap.add_argument("--worker-cpu", type=int, default=0, help="the worker's CPU, also pyarrow's alone")
     args = ap.parse_args()
@@ -213,6 +219,15 @@ def main() -> None:
               f"{fmt(lat['p99']):>10}{fmt(lat['p999']):>10}{r['rx_busy_fraction']:>9.0%}"
               f"{r['rx_ns_per_packet_busy'] or 0:>8.0f}{fmt(r.get('pyarrow_rows_per_s'), ',d'):>16}"
               f"{fmt(r.get('ratio_vs_pyarrow'), '.2f'):>7}{fmt(r.get('ratio_vs_pyarrow_worker_time'), '.2f'):>9}")
+    by = {r["scenario"]: r for r in results}
+    base = by.get("null-nosenders", {}).get("rx_ns_per_packet_busy")
+    for name, what in (("null-gaps", "gap detection alone (senders.traffic false)"),
+                       ("null", "the senders table as configured by default (gaps and per-sender traffic)")):
+        if name in by and base:
+            # Its cost on the RX core, against the same run with the table off.
+            by[name]["senders_overhead_rx"] = round(by[name]["rx_ns_per_packet_busy"] / base - 1, 3)
+            print(f"{what}: {by[name]['senders_overhead_rx']:+.1%} ns/packet busy on the RX core "
+                  f"({name} vs null-nosenders)")
     for r in results:
         print(json.dumps(r))
 
