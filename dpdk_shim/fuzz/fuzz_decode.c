@@ -4,7 +4,8 @@
  *   - as a frame of every supported link type (Ethernet, raw IP, SLL, SLL2),
  *   - as the UDP payload of a synthetic Ethernet/IPv4/UDP frame, so the
  *     syslog parser sees the bytes directly,
- * into a fresh batch, and the batch contract is checked: count, string
+ * into a fresh batch (with a senders table: sequence numbers are looked
+ * for and counted), and the batch contract is checked: count, string
  * offsets monotonic and ending at data_used <= data_cap, per-record bounds
  * that lc_batch_room() reserved for, valid UTF-8 in string columns, raw ==
  * the payload, and -ENOSPC leaving batch and counters untouched.
@@ -19,6 +20,7 @@
 
 #include "../lc_batch.h"
 #include "../lc_decode.h"
+#include "../lc_senders.h"
 
 #define FUZZ_CAPACITY 1          /* one record: the second decode must hit -ENOSPC */
 #define FUZZ_AVG_PAYLOAD 64
@@ -27,6 +29,7 @@
 #define FUZZ_MAX_UDP_PAYLOAD (65535 - 20 - 8)
 
 static struct lc_batch_hdr *fuzz_batch;
+static struct lc_senders *fuzz_senders;   /* kept across inputs: a small table, evicting all the time */
 static uint8_t fuzz_frame[FUZZ_HDR_LEN + FUZZ_MAX_UDP_PAYLOAD];
 
 #define FUZZ_CHECK(cond)                                                              \
@@ -127,6 +130,7 @@ static void run(int link, const uint8_t *frame, uint32_t len, int32_t tz,
     struct lc_decoder d, saved;
     memset(&d, 0, sizeof(d));
     d.tz_offset_s = tz;
+    d.senders = fuzz_senders;
     lc_batch_reset(fuzz_batch, 0);
     int rc = lc_decode_frame(&d, fuzz_batch, link, frame, len, FUZZ_RX_NS);
     FUZZ_CHECK(rc == 0 || rc == 1);
@@ -173,6 +177,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         0x9c, 0x40, 0x02, 0x02, 0, 0, 0, 0,                        /* UDP 40000 -> 514 */
     };
     memcpy(fuzz_frame, hdr, sizeof(hdr));
+    int64_t tsize = lc_senders_size(4);
+    if (tsize < 0 || !(fuzz_senders = aligned_alloc(64, ((uint64_t)tsize + 63) & ~63ull)) ||
+        lc_senders_init(fuzz_senders, (uint64_t)tsize, 4, 1000) != 0)
+        abort();
+    struct lc_seq_rule *r = fuzz_senders->rules;      /* the defaults (appliance/config.py) */
+    r[0] = (struct lc_seq_rule){.kind = LC_SEQ_CISCO, .per_app = 0, .min = 0, .max = 4294967295ull};
+    r[1] = (struct lc_seq_rule){.kind = LC_SEQ_SD, .per_app = 1, .sd_id_len = 4, .param_len = 10,
+                                .sd_id = "meta", .param = "sequenceId", .min = 1, .max = 2147483647};
+    fuzz_senders->nrules = 2;
+    fuzz_senders->traffic = 1;
     return 0;
 }
 
