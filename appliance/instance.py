@@ -148,3 +148,15 @@ def _holder(fd: int) -> int | None:
         if time.monotonic() > deadline:
             return None
         time.sleep(0.01)
+
+
+def process_alive(pid) -> bool:
+    """Whether a process with this pid runs (the pid an appliance wrote in
+    its stats file); another user's process counts as running."""
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from appliance import sources
 from appliance.decoder import decoder_counters
 from appliance.errors import InputError
+from appliance.instance import process_alive
 from appliance.live import LiveQueue, live_paths
 
 TOP_ROWS = 10
@@ -42,6 +43,9 @@ def sample(prefix: str) -> Sample:
         stats = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"no running appliance with file prefix {prefix!r} ({path} does not exist)") from None
+    if not process_alive(stats.get("pid")):
+        raise InputError(f"the appliance with file prefix {prefix!r} is gone (pid {stats.get('pid')}; "
+                         f"{path} is what it left)")
     paths = live_paths(prefix)
     if not paths:
         raise InputError(f"the appliance with file prefix {prefix!r} has no live files in {path.parent} "

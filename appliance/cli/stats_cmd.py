@@ -10,12 +10,12 @@ over its budget (plus what the XDP program throttled, from the stats file).
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import click
 
 from appliance.errors import InputError
+from appliance.instance import process_alive
 from appliance.stats import Totals, summary_text
 
 
@@ -50,7 +50,7 @@ def stats(prefix: str, as_json: bool, watch: float | None, sources: bool, every:
         elif as_json:
             click.echo(json.dumps(data, indent=2))
         else:
-            alive = _alive(data.get("pid"))
+            alive = process_alive(data.get("pid"))
             age = time.time() - data.get("updated", 0)
             click.echo(f"appliance pid {data.get('pid')} ({'running' if alive else 'gone'}), backend "
                        f"{data.get('backend')}, updated {age:.1f} s ago")
@@ -112,13 +112,3 @@ def _sources(prefix: str, data: dict, as_json: bool, every: bool) -> None:
         click.echo(f"{'source':<40} {'passed':>12} {'throttled':>12}")
         for r in rep["sources"]:
             click.echo(f"{r['src']:<40} {r['passed']:>12,} {r['throttled']:>12,}")
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True

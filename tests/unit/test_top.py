@@ -1,5 +1,5 @@
 """`logcaster top`'s view: rates between two samples, top lists, and the
-rich rendering (tests/system/test_senders.py runs it against an appliance)."""
+rich rendering (tests/system/test_upstream_and_budgets.py runs it against an appliance)."""
 
 from __future__ import annotations
 
