@@ -18,9 +18,11 @@ _INITIAL_BUFFER = 4 << 20
 class JsonlEncoder:
     """Encodes rows of a batch into a reusable buffer."""
 
-    def __init__(self, *, with_raw: bool = False):
+    def __init__(self, *, with_raw: bool = False, buffer_bytes: int = _INITIAL_BUFFER):
+        """`buffer_bytes`: the size of the chunks `chunks` yields (larger only
+        for a single row that does not fit)."""
         self.with_raw = with_raw
-        self._grow(_INITIAL_BUFFER)
+        self._grow(buffer_bytes)
         self._used = ffi.new("uint64_t *")
 
     def _grow(self, size: int) -> None:

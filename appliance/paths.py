@@ -2,9 +2,12 @@
 
 RUN_DIR holds, per `dpdk.file_prefix`, the instance lock (`<prefix>.lock`,
 appliance/instance.py), the live counters (`<prefix>.stats.json`, read by
-`logcaster stats`) and the XDP interface locks (ebpf/loader.py). systemd
-creates it (`RuntimeDirectory=logcaster`, owned by the service user); the
-environment variable LOGCASTER_RUN_DIR moves it (tests, unprivileged runs).
+`logcaster stats`), the XDP interface locks (ebpf/loader.py) and, while a
+`logcaster tap` runs, its control file (`<prefix>.tap.json`) and each
+worker's side ring of recent records (`<prefix>.tap.q<N>`, appliance/tap.py).
+systemd creates it (`RuntimeDirectory=logcaster`, owned by the service
+user); the environment variable LOGCASTER_RUN_DIR moves it (tests,
+unprivileged runs).
 
 Rings live in a directory of their own user inside a hugetlbfs mount or
 /dev/shm (appliance/ring.py), named RING_HOME_PREFIX + uid; their files are
@@ -29,3 +32,19 @@ RING_FILE_PREFIX = "logcaster-ring-"
 
 def ring_home_name(uid: int) -> str:
     return f"{RING_HOME_PREFIX}{uid}"
+
+
+def tap_control_path(file_prefix: str) -> Path:
+    """The control file a `logcaster tap` keeps while it runs (appliance/tap.py)."""
+    return RUN_DIR / f"{file_prefix}.tap.json"
+
+
+def tap_ring_path(file_prefix: str, queue: int) -> Path:
+    """A worker's side ring of recent records, there while a tap runs."""
+    return RUN_DIR / f"{file_prefix}.tap.q{queue}"
+
+
+def tap_ring_paths(file_prefix: str) -> list[Path]:
+    """The side rings of a running appliance, in queue order."""
+    found = [p for p in RUN_DIR.glob(f"{file_prefix}.tap.q*") if p.name.rsplit(".q", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.rsplit(".q", 1)[1]))

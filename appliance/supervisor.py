@@ -32,7 +32,7 @@ from appliance.config import Config
 from appliance import sources
 from appliance.decoder import NOT_RECORDS, Decoder
 from appliance.errors import ConfigError, LogCasterError
-from appliance.live import LiveQueue, live_path
+from appliance.live import LiveQueue, live_path, live_paths
 from appliance.metrics import MetricsServer, Snapshot
 from appliance.paths import RING_FILE_PREFIX, RUN_DIR
 from appliance.probe import keep_capabilities_to_self
@@ -147,6 +147,8 @@ class Supervisor:
         # those directories existed left them (directly in the bases).
         self.recovered = recover_rings(self.ring_dirs() + ring_bases(self.cfg.ring.dir), self.ring_prefix(),
                                        self.cfg.sinks, self._mp, echo=self.echo)
+        for stale in live_paths(self.cfg.dpdk.file_prefix):     # a killed run's (this prefix is ours: locked)
+            stale.unlink(missing_ok=True)
         self.backend, why = choose_backend(self.cfg)
         self.echo(f"backend: {self.backend.name} ({why})")
         plan = self._core_plan(sum(p.queues for p in self.cfg.capture.ports))
@@ -179,7 +181,8 @@ class Supervisor:
         rx = self.backend.rx_loop(index, ring.c, decoder.c, plan.rx_cores[index], options, stats=live.rxq)
         spec = WorkerSpec(queue_id=index, ring_path=str(ring.path), sinks=self.cfg.sinks,
                           cpu=plan.worker_cores[index], run_id=self.run_id,
-                          stats_interval_s=min(1.0, self.cfg.stats_interval_s))
+                          stats_interval_s=min(1.0, self.cfg.stats_interval_s),
+                          tap_prefix=self.cfg.dpdk.file_prefix)
         return QueueRun(label, index, ring, decoder, rx, spec, live)
 
     def _live_queue(self, index: int, label: str, ring_path: str) -> LiveQueue:

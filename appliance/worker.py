@@ -9,7 +9,9 @@ resumes at the ring's tail and the sinks skip what they already hold. A
 sink that fails (disk full, read-only, permission) keeps its batches in the
 ring and is retried every RETRY_S; its error is logged once per stats
 interval, not once per batch. Sleeps on the ring's futex when idle; never
-busy-polls.
+busy-polls. While a `logcaster tap` runs, matching records of each take go
+into a side ring as well (appliance/tap.py); otherwise the tap costs a stat
+every half second.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from appliance.config import SinkConfig
 from appliance.probe import drop_capabilities
 from appliance.errors import LogCasterError
 from appliance.sinks import SinkError, make_sink
+from appliance.tap import TapWriter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class WorkerSpec:
     cpu: int | None
     run_id: int
     stats_interval_s: float = 1.0
+    tap_prefix: str | None = None   # dpdk.file_prefix: follow `logcaster tap` (None: no tap)
 
 
 class LatencyHistogram:
@@ -108,6 +112,7 @@ class Worker:
         self._last_report = 0.0
         self._stuck_since: float | None = None
         self._stuck_tail = -1
+        self.tap = TapWriter(spec.tap_prefix, spec.queue_id) if spec.tap_prefix else None
 
     def _on_term(self, signum, frame) -> None:
         self.stop_requested = True
@@ -121,6 +126,8 @@ class Worker:
             self._finish()
         finally:
             self._report(final=True)
+            if self.tap is not None:
+                self.tap.close()
             self.held.clear()
             self.ring.close()
         return 0
@@ -140,6 +147,10 @@ class Worker:
                 self.taken += taken.records
             self._feed(now)
             self._tick(now)
+            if self.tap is not None:        # after the sinks, before the release (the batches are still ours)
+                self.tap.poll(now)
+                if taken is not None:
+                    self.tap.offer(taken, now)
             self._release()
             if taken is None:
                 if self.ring.drained:       # capture ended and every batch taken: commit what is held

@@ -39,6 +39,7 @@ def _register() -> None:
         replay_cmd,
         run_cmd,
         stats_cmd,
+        tap_cmd,
         top_cmd,
     )
 
@@ -48,6 +49,7 @@ def _register() -> None:
     cli.add_command(hugepages_cmd.hugepages)
     cli.add_command(stats_cmd.stats)
     cli.add_command(top_cmd.top)
+    cli.add_command(tap_cmd.tap)
     cli.add_command(run_cmd.run)
     cli.add_command(ports_cmd.ports)
     cli.add_command(doctor_cmd.doctor)

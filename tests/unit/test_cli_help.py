@@ -21,7 +21,7 @@ def _walk(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[st
 COMMANDS = _walk(cli)
 EXPECTED = {"run", "demo", "decode", "replay", "ports", "ports list", "ports bind", "ports unbind", "hugepages",
             "hugepages status", "hugepages reserve", "hugepages release", "hugepages mount", "hugepages unmount",
-            "hugepages clean", "stats", "query", "doctor", "top"}
+            "hugepages clean", "stats", "query", "doctor", "top", "tap"}
 
 
 def test_the_walk_sees_every_command():
