@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pyarrow.compute as pc
 import pytest
@@ -84,7 +85,8 @@ def test_top_and_stats_sources_show_a_running_appliance(tmp_path):
            "sinks": [{"type": "jsonl", "path": str(tmp_path / "sink")}], "stats_interval_s": 0.2,
            "dpdk": {"file_prefix": prefix}, "ring": {"dir": "/dev/shm"},
            "senders": {"sequence": RULES},
-           "budget": {"rate": 0.001, "burst": 20}}          # 20 at once, then one per ~17 minutes
+           "budget": {"rate": 0.001, "burst": 20},          # 20 at once, then one per ~17 minutes
+           "metrics": {"listen": f"127.0.0.1:{port + 1}"}}
     plan = [(f"127.0.0.{10 + i}", ps) for i, (_, ps) in enumerate(SENDERS)]
     plan.append(("127.0.0.20", [b"<11>1 2026-03-14T09:26:53Z dev flood - - - x"] * 200))
     with Appliance(cfg, tmp_path) as app:
@@ -101,6 +103,8 @@ def test_top_and_stats_sources_show_a_running_appliance(tmp_path):
         top = _cli("top", "--json", "--prefix", prefix, "--interval", "0.3")
         sources = _cli("stats", "--sources", "--json", "--prefix", prefix)
         text = _cli("stats", "--sources", "--prefix", prefix)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port + 1}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
         rc = app.stop()
     assert rc == 0, app.output
     assert top.returncode == 0, top.stderr
@@ -126,6 +130,14 @@ def test_top_and_stats_sources_show_a_running_appliance(tmp_path):
         ("127.0.0.10", "a", 2, 2, 2, 0), ("127.0.0.11", None, 2, 0, 0, 1), ("127.0.0.12", "w", 2, 0, 0, 1)]
     assert rep["sources"] == [{"src": "127.0.0.20", "passed": 20, "throttled": 180}]
     assert "127.0.0.20" in text.stdout and "meta/sequenceId" in text.stdout
+
+    for line in ("logcaster_upstream_lost_total 6.0", "logcaster_upstream_resets_total 2.0",
+                 'logcaster_sender_upstream_lost_messages{app="a",source="127.0.0.10"} 2.0',
+                 'logcaster_sender_upstream_lost_messages{app="",source="127.0.0.11"} 2.0',
+                 'logcaster_throttled_packets_total{where="rx"} 180.0',
+                 'logcaster_source_throttled_packets{source="127.0.0.20"} 180.0',
+                 'logcaster_records_by_severity_total{severity="err"} 20.0'):
+        assert line in metrics.splitlines(), line
 
     stats = app.stats()
     assert (stats["throttled"], stats["throttled_nic"], stats["delivered"]) == (180, 0, want)
