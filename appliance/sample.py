@@ -75,7 +75,8 @@ def _message(rng: random.Random, host: Host, t: datetime, seq: int, host_seq: in
         mn = rng.choice(["%LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to down",
                          "%SEC-6-IPACCESSLOGP: list 101 denied tcp 10.1.1.1(1234) -> 10.2.2.2(80), 1 packet",
                          "%SYS-5-CONFIG_I: Configured from console by admin on vty0"])
-        return f"<{pri}>{host_seq:06d}: *{_bsd(t)}.{t.microsecond // 1000:03d}: {mn}".encode()
+        # `logging origin-id hostname`: the device's name after its sequence number.
+        return f"<{pri}>{host_seq:06d}: {host.name}: *{_bsd(t)}.{t.microsecond // 1000:03d}: {mn}".encode()
     if host.kind == "asa":
         pri = 20 * 8 + sev
         return (f"<{pri}>{_bsd(t)} {host.name} : %ASA-{sev}-106023: Deny tcp src outside:{src}/{port} "
