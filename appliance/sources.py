@@ -20,13 +20,17 @@ TOP_N = 10               # rows of each top list in the summary, the live stats 
 SEQ_COUNTS = ("lost", "gaps", "duplicates", "reorders", "resets")
 
 
-def sender_table(lives: Iterable[LiveQueue]) -> tuple[list[dict], dict]:
+def sender_table(lives: Iterable[LiveQueue], *, lost_only: bool = False) -> tuple[list[dict], dict]:
     """Every sender of every queue, merged by (source, app): a list of dicts,
-    and the tables' facts (slots, evictions) added up."""
+    and the tables' facts (slots, evictions) added up. `lost_only`: only
+    senders with upstream loss (chosen in numpy: the supervisor asks every
+    second, and a full table has tens of thousands of rows)."""
     merged: dict[tuple, dict] = {}
     facts = {"slots": 0, "evictions": 0}
     for live in lives:
         info, rows = live.sender_rows()
+        if lost_only:
+            rows = rows[rows["lost"] > 0]
         rules = live.rule_names()
         for k in facts:
             facts[k] += info.get(k, 0)
@@ -48,12 +52,15 @@ def sender_table(lives: Iterable[LiveQueue]) -> tuple[list[dict], dict]:
     return list(merged.values()), facts
 
 
-def budget_table(lives: Iterable[LiveQueue]) -> tuple[list[dict], dict]:
-    """Every source under a budget in an RX loop, merged over queues."""
+def budget_table(lives: Iterable[LiveQueue], *, throttled_only: bool = False) -> tuple[list[dict], dict]:
+    """Every source under a budget in an RX loop, merged over queues
+    (`throttled_only`: those with throttled datagrams)."""
     merged: dict[bytes, dict] = {}
     facts = {"slots": 0, "evictions": 0}
     for live in lives:
         info, rows = live.budget_rows()
+        if throttled_only:
+            rows = rows[rows["throttled"] > 0]
         for k in facts:
             facts[k] += info.get(k, 0)
         for r in rows:

@@ -481,11 +481,11 @@ class Supervisor:
         return t
 
     def source_tables(self) -> tuple[list[dict], list[dict]]:
-        """Every sender (traffic, sequence counts) and every source under a
-        budget (RX loops and XDP program), merged over queues."""
+        """The senders with upstream loss and the sources throttled (RX loops
+        and XDP program), merged over queues: what the totals' top lists need."""
         lives = [qr.live for qr in self.queues]
-        senders, _ = sources.sender_table(lives)
-        in_rx, _ = sources.budget_table(lives)
+        senders, _ = sources.sender_table(lives, lost_only=True)
+        in_rx, _ = sources.budget_table(lives, throttled_only=True)
         in_xdp = self.backend.throttled_sources() if hasattr(self.backend, "throttled_sources") else []
         return senders, sources.merge_sources(in_rx, in_xdp)
 
