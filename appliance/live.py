@@ -13,7 +13,6 @@ read-only and may see a counter one record behind.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import mmap
 import os
 import time
@@ -25,8 +24,6 @@ import numpy as np
 from appliance.config import BudgetConfig, SendersConfig, budget_burst
 from appliance.paths import RUN_DIR
 from dpdk_shim import ffi, lib
-
-log = logging.getLogger(__name__)
 
 HEADER_BYTES = 4096
 WAYS = lib.LC_TABLE_WAYS

@@ -55,7 +55,7 @@ def sender_table(lives: Iterable[LiveQueue], *, lost_only: bool = False) -> tupl
 def budget_table(lives: Iterable[LiveQueue], *, throttled_only: bool = False) -> tuple[list[dict], dict]:
     """Every source under a budget in an RX loop, merged over queues
     (`throttled_only`: those with throttled datagrams)."""
-    merged: dict[bytes, dict] = {}
+    per_queue = []
     facts = {"slots": 0, "evictions": 0}
     for live in lives:
         info, rows = live.budget_rows()
@@ -63,12 +63,9 @@ def budget_table(lives: Iterable[LiveQueue], *, throttled_only: bool = False) ->
             rows = rows[rows["throttled"] > 0]
         for k in facts:
             facts[k] += info.get(k, 0)
-        for r in rows:
-            key = bytes(r["addr"])
-            row = merged.setdefault(key, {"src": addr_text(r["addr"]), "passed": 0, "throttled": 0})
-            row["passed"] += int(r["passed"])
-            row["throttled"] += int(r["throttled"])
-    return list(merged.values()), facts
+        per_queue.append([{"src": addr_text(r["addr"]), "passed": int(r["passed"]), "throttled": int(r["throttled"])}
+                          for r in rows])
+    return merge_sources(*per_queue), facts
 
 
 def merge_sources(*tables: list[dict]) -> list[dict]:

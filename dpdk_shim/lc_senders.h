@@ -110,12 +110,9 @@ struct lc_budget {
  * zeroed memory with lc_senders_init. Returns 0 or -EINVAL. */
 int64_t lc_senders_size(uint32_t nsets);
 int lc_senders_init(void *mem, uint64_t size, uint32_t nsets, uint64_t max_gap);
-/* Slot i of the table (i < nsets * LC_TABLE_WAYS). */
-struct lc_sender *lc_senders_slot(struct lc_senders *t, uint32_t i);
 
 int64_t lc_budget_size(uint32_t nsets);
 int lc_budget_init(void *mem, uint64_t size, uint32_t nsets, uint64_t interval_ns, uint64_t tolerance_ns);
-struct lc_budget_entry *lc_budget_slot(struct lc_budget *t, uint32_t i);
 
 /* Account one record of `payload_len` bytes from `addr` (16 bytes) with
  * app_name app[0..app_len) (app NULL: none), and its sequence number when

@@ -37,19 +37,32 @@ _Static_assert(LC_SEQ_WINDOW == 64, "seq_missing is a 64-bit window");
 
 static int lc_pow2(uint32_t n) { return n && (n & (n - 1)) == 0; }
 
-int64_t lc_senders_size(uint32_t nsets)
+/* Bytes of a table: its head and nsets sets of LC_TABLE_WAYS entries. */
+static int64_t lc_table_size(uint32_t nsets, size_t head, size_t entry)
 {
     if (!lc_pow2(nsets))
         return -EINVAL;
-    return (int64_t)sizeof(struct lc_senders) + (int64_t)nsets * LC_TABLE_WAYS * sizeof(struct lc_sender);
+    return (int64_t)head + (int64_t)nsets * LC_TABLE_WAYS * (int64_t)entry;
+}
+
+/* Zero `need` bytes of mem for a table, if they are there and 64-byte aligned. */
+static int lc_table_clear(void *mem, uint64_t size, int64_t need)
+{
+    if (need < 0 || size < (uint64_t)need || ((uintptr_t)mem & 63))
+        return -EINVAL;
+    memset(mem, 0, (size_t)need);
+    return 0;
+}
+
+int64_t lc_senders_size(uint32_t nsets)
+{
+    return lc_table_size(nsets, sizeof(struct lc_senders), sizeof(struct lc_sender));
 }
 
 int lc_senders_init(void *mem, uint64_t size, uint32_t nsets, uint64_t max_gap)
 {
-    int64_t need = lc_senders_size(nsets);
-    if (need < 0 || size < (uint64_t)need || ((uintptr_t)mem & 63))
+    if (lc_table_clear(mem, size, lc_senders_size(nsets)))
         return -EINVAL;
-    memset(mem, 0, (size_t)need);
     struct lc_senders *t = mem;
     t->nsets = nsets;
     t->max_gap = max_gap;
@@ -57,21 +70,15 @@ int lc_senders_init(void *mem, uint64_t size, uint32_t nsets, uint64_t max_gap)
     return 0;
 }
 
-struct lc_sender *lc_senders_slot(struct lc_senders *t, uint32_t i) { return lc_senders_slots(t) + i; }
-
 int64_t lc_budget_size(uint32_t nsets)
 {
-    if (!lc_pow2(nsets))
-        return -EINVAL;
-    return (int64_t)sizeof(struct lc_budget) + (int64_t)nsets * LC_TABLE_WAYS * sizeof(struct lc_budget_entry);
+    return lc_table_size(nsets, sizeof(struct lc_budget), sizeof(struct lc_budget_entry));
 }
 
 int lc_budget_init(void *mem, uint64_t size, uint32_t nsets, uint64_t interval_ns, uint64_t tolerance_ns)
 {
-    int64_t need = lc_budget_size(nsets);
-    if (need < 0 || size < (uint64_t)need || ((uintptr_t)mem & 63))
+    if (lc_table_clear(mem, size, lc_budget_size(nsets)))
         return -EINVAL;
-    memset(mem, 0, (size_t)need);
     struct lc_budget *t = mem;
     t->nsets = nsets;
     t->interval_ns = interval_ns;
@@ -79,8 +86,6 @@ int lc_budget_init(void *mem, uint64_t size, uint32_t nsets, uint64_t interval_n
     t->magic = LC_BUDGET_MAGIC;
     return 0;
 }
-
-struct lc_budget_entry *lc_budget_slot(struct lc_budget *t, uint32_t i) { return lc_budget_slots(t) + i; }
 
 /* ---- sequence numbers -------------------------------------------------- */
 
